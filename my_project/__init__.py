@@ -1,0 +1,1 @@
+"""my-project: a small command-line app whose dependencies are native code."""
