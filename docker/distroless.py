@@ -26,7 +26,8 @@ UNNEEDED = re.compile(
     r"|_curses|_curses_panel|_dbm|_gdbm|_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*"
     r"|nis|ossaudiodev|readline|turtle)\b"
 )
-LDD_PATH = re.compile(r"(/\S+) \(0x[0-9a-f]+\)$")
+# A line of ldd's output names a library it found as "/path/to/lib.so (0x...)".
+LDD_PATH = re.compile(r"(/\S+) \(0x[0-9a-f]+\)$", re.MULTILINE)
 
 
 def copy(src: Path, rootfs: Path) -> Path:
@@ -72,7 +73,7 @@ def shared_libraries(rootfs: Path, venv: Path) -> None:
     needed = set()
     for binary in binaries:
         ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False)
-        needed.update(match.group(1) for match in map(LDD_PATH.search, ldd.stdout.splitlines()) if match)
+        needed.update(LDD_PATH.findall(ldd.stdout))
     for library in sorted(needed):
         if not (rootfs / library.lstrip("/")).exists():
             copy(Path(library), rootfs)
@@ -91,7 +92,8 @@ def system_files(rootfs: Path) -> None:
     """CA certificates, an unprivileged user and a writable /tmp."""
     copy(Path("/etc/ssl/certs/ca-certificates.crt"), rootfs)
     etc = rootfs / "etc"
-    (etc / "passwd").write_text(f"root:x:0:0:root:/root:/sbin/nologin\napp:x:{UID}:{GID}::/home/app:/sbin/nologin\n")
+    users = f"root:x:0:0:root:/root:/sbin/nologin\napp:x:{UID}:{GID}::/home/app:/sbin/nologin\n"
+    (etc / "passwd").write_text(users)
     (etc / "group").write_text(f"root:x:0:\napp:x:{GID}:\n")
     home = rootfs / "home" / "app"
     home.mkdir(parents=True)
