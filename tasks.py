@@ -60,8 +60,12 @@ def _docker_argv(c: Context, *args: str) -> str:
 
 
 def _docker(c: Context, *args: str, **kwargs) -> Result:
-    """Run the configured docker CLI with ARGS, each passed as one argument."""
-    return c.run(_docker_argv(c, *args), **kwargs)
+    """Run the configured docker CLI with ARGS, each passed as one argument.
+
+    Only an interactive command reads the terminal (in_stream=sys.stdin): any other would
+    swallow what the user types ahead for the shell that comes next.
+    """
+    return c.run(_docker_argv(c, *args), **{"in_stream": False, **kwargs})
 
 
 def _docker_probe(c: Context, *args: str) -> Result:
@@ -389,16 +393,20 @@ def base(c, force=False):
 def _removed_at_exit(c: Context, container: str) -> Iterator[None]:
     """Remove CONTAINER when the block ends: normally, on Ctrl-C, or when the terminal closes."""
 
+    def remove() -> None:
+        _docker(c, "container", "rm", "--force", "--volumes", container, hide=True, warn=True)
+
     def leave(signum, frame):
+        remove()  # first: it ends the shell session that the block is waiting on
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        _docker(c, "container", "rm", "--force", "--volumes", container, hide=True, warn=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        remove()
 
 
 @task(help={"cmd": 'Run this command in the dev container instead of a shell: "python3 -V".'})
@@ -457,7 +465,17 @@ def explore(c, cmd=None):
 
 def _explore_in(c: Context, container: str, argv: list[str] | None) -> None:
     if argv is None:
-        _docker(c, "exec", "--interactive", "--tty", container, "bash", pty=True, warn=True)
+        _docker(
+            c,
+            "exec",
+            "--interactive",
+            "--tty",
+            container,
+            "bash",
+            pty=True,
+            in_stream=sys.stdin,
+            warn=True,
+        )
         return
     result = _docker(c, "exec", container, *argv, echo=True, warn=True)
     if result.failed:

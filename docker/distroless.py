@@ -89,7 +89,7 @@ def is_elf(path: Path) -> bool:
 
 
 def system_files(rootfs: Path) -> None:
-    """CA certificates, an unprivileged user and a writable /tmp."""
+    """CA certificates, an unprivileged user, a writable /tmp, and the engine's mount points."""
     copy(Path("/etc/ssl/certs/ca-certificates.crt"), rootfs)
     etc = rootfs / "etc"
     users = f"root:x:0:0:root:/root:/sbin/nologin\napp:x:{UID}:{GID}::/home/app:/sbin/nologin\n"
@@ -101,6 +101,11 @@ def system_files(rootfs: Path) -> None:
     tmp = rootfs / "tmp"
     tmp.mkdir()
     tmp.chmod(0o1777)
+    # Made here, so that a RUN in the scratch stage finds them and its layer stays empty.
+    for folder in ("dev", "proc", "sys"):
+        (rootfs / folder).mkdir()
+    for name in ("hosts", "hostname", "resolv.conf"):
+        (etc / name).touch()
 
 
 def main(rootfs: str, venv: str) -> None:
