@@ -31,14 +31,16 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_index_url \
     pip-install /tmp/requirements.txt
 ARG STRIP=1
+ARG COMPILE=1
 # Native libraries ship with their symbols: stripped, polars' runtime loses a quarter of its size.
 # Bytecode is compiled once, here, instead of at every start of a container that cannot write it.
-RUN if [ "$STRIP" = 1 ]; then find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; fi \
-    && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv
+RUN set -eu; \
+    if [ "$STRIP" = 1 ]; then find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; fi; \
+    if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi
 # The app, last: a change to it rebuilds from here on, in seconds.
 COPY main.py /app/
 COPY my_project/ /app/my_project/
-RUN python3 -m compileall -q --invalidation-mode unchecked-hash /app
+RUN if [ "$COMPILE" = 1 ]; then python3 -m compileall -q --invalidation-mode unchecked-hash /app; fi
 
 # The suite runs against the app as the image holds it, with the stripped dependencies.
 FROM builder AS test
