@@ -62,11 +62,14 @@ RUN python3 /tmp/distroless.py /rootfs /opt/venv
 FROM scratch AS distroless
 COPY --from=rootfs /rootfs /
 
-# The base as it is, with its shell, plus the same unprivileged user as the distroless tree.
+# The base with its shell, the same unprivileged user as the distroless tree, and no installer
+# (official Python images carry pip in /usr/local; Debian's python3 has none).
 FROM base AS slim
 RUN set -eux; \
     groupadd --gid 10001 app; \
-    useradd --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app
+    useradd --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app; \
+    rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip \
+        /usr/local/lib/python3*/site-packages/pip-*
 
 FROM ${RUNTIME} AS runtime
 # The dependencies: the largest layer, and the one that changes least.

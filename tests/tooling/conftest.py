@@ -14,6 +14,11 @@ import pytest
 from support import ROOT, VERSION, docker, inv
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `last` run after all others: they remove what the others build on."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 @pytest.fixture(scope="session")
 def engine() -> None:
     """A Docker Engine that answers. In CI, its absence fails the test rather than skip it."""
