@@ -52,7 +52,7 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
 WORKDIR /app
 COPY pyproject.toml ./
 COPY tests/ tests/
-RUN /opt/venv/bin/python -m pytest -p no:cacheprovider --cov=my_project tests
+RUN /opt/venv/bin/python -m pytest -p no:cacheprovider --cov=my_project --cov-fail-under=100 tests
 
 # Only what the interpreter and the app need, gathered for a scratch image.
 FROM builder AS rootfs

@@ -31,8 +31,17 @@ from invoke.exceptions import CommandTimedOut
 ROOT = Path(__file__).resolve().parent
 os.chdir(ROOT)
 
-PROJECT = tomllib.loads(Path("pyproject.toml").read_text())["project"]
-NAME, VERSION = PROJECT["name"], PROJECT["version"]
+
+def _project() -> dict:
+    """pyproject.toml's [project] table; empty where the file is broken (`inv lock` says how)."""
+    try:
+        return tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return {}
+
+
+PROJECT = _project()
+NAME, VERSION = PROJECT.get("name", ROOT.name), PROJECT.get("version", "unknown")
 VENV = Path(".venv")
 POETRY = VENV / "poetry"  # poetry's own environment: `poetry sync` of .venv can never remove it
 STAMPS = VENV / "stamps"  # what each step last did, to skip it when its inputs are unchanged
@@ -109,6 +118,8 @@ def _image_size(c: Context, ref: str) -> str:
 
 
 def _image_ref(c: Context, tag: str = VERSION) -> str:
+    if not PROJECT:
+        raise Exit("error: pyproject.toml cannot be read. Run `inv lock` to see why, and fix it.")
     return f"{c.docker.image}:{tag}"
 
 
@@ -237,14 +248,14 @@ def install(c):
 @task(
     pre=[install],
     help={
-        "all": "Also run the slow tests that build and run images on a Docker Engine.",
+        "all": "Also run the slow tests, those that build and run images on a Docker Engine too.",
         "changed": "Skip the run when nothing the suite reads changed since its last green run.",
     },
 )
 def test(c, all=False, changed=False):
     """Run the suite with coverage; pytest arguments go after --.
 
-    For example `inv test -- -k cli -x`. Tests marked `docker` run only with --all.
+    For example `inv test -- -k cli -x`. Tests marked `docker` or `slow` run only with --all.
     """
     extra = shlex.split(c.remainder)
     fingerprint = f"{_digest(*TEST_INPUTS)} all={all}"
@@ -253,8 +264,10 @@ def test(c, all=False, changed=False):
         return
     argv = [str(VENV / "bin" / "python"), "-m", "pytest", "-s", "--tb=native", "--cov=my_project"]
     argv += ["--cov-report", "term-missing", "--cov-report", "html:htmlcov", "tests"]
-    argv += [] if all else ["-m", "not docker"]
-    result = c.run(shlex.join([*argv, *extra]), warn=True)
+    argv += [] if all else ["-m", "not docker and not slow"]
+    # Coverage must be complete on a whole run; a selection (after --) covers only part.
+    argv += extra or ["--cov-fail-under=100"]
+    result = c.run(shlex.join(argv), warn=True)
     if result.exited == 5:
         raise Exit("error: no test ran: nothing matched the selection after --.", code=5)
     _ok(result, what="the test suite", fix="Fix what fails above, then run `inv test` again.")
@@ -536,11 +549,16 @@ def _ca_bundle(c: Context) -> str | None:
 def _sbom(c: Context) -> str:
     """Write the CycloneDX SBOM of the runtime's Python packages; return the label that names it."""
     path = Path("dist") / f"{NAME}-{VERSION}.cdx.json"
-    if not c.config.run.dry:
-        path.parent.mkdir(exist_ok=True)
-    argv = [str(VENV / "bin" / "cyclonedx-py"), "requirements", "--output-reproducible"]
-    argv += ["--output-format", "JSON", "--output-file", str(path), "requirements.txt"]
-    _ok(c.run(shlex.join(argv), echo=True, warn=True), what="the SBOM", fix="Run `inv install`.")
+    fingerprint = _digest("requirements.txt")
+    if not (path.is_file() and _done("sbom", fingerprint)):
+        if not c.config.run.dry:
+            path.parent.mkdir(exist_ok=True)
+        argv = [str(VENV / "bin" / "cyclonedx-py"), "requirements", "--output-reproducible"]
+        argv += ["--output-format", "JSON", "--output-file", str(path), "requirements.txt"]
+        _ok(
+            c.run(shlex.join(argv), echo=True, warn=True), what="the SBOM", fix="Run `inv install`."
+        )
+        _record(c, "sbom", fingerprint)
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "unknown"
     print(f"SBOM: {path}")
     return f"{NAME}.sbom={path} sha256:{digest}"
@@ -572,7 +590,7 @@ def build(c, test=False, no_cache=False):
         "VERSION": VERSION,
         "REVISION": (_git(c, "rev-parse", "HEAD") or "unknown") + dirty,
         "CREATED": _git(c, "log", "-1", "--format=%cI") or "unknown",
-        "SOURCE": PROJECT["urls"]["Source"],
+        "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
     }
     argv = ["build", "--target", target, "--label", f"{ROLE}={target}"]
     argv += [] if test else ["--label", _sbom(c)]
@@ -751,7 +769,7 @@ def _registry_ok(result: Result, registry: str) -> None:
     if result.ok:
         return
     output = result.stdout + result.stderr
-    if re.search(r"unauthorized|authentication required|denied", output, re.IGNORECASE):
+    if re.search(r"unauthorized|authentication required|no basic auth|denied", output, re.I):
         fix = f"Log in first: `docker login {registry.split('/')[0]}` (or your credential helper)."
     else:
         fix = f"Check that {registry} is the right address and that it is up."
@@ -760,8 +778,8 @@ def _registry_ok(result: Result, registry: str) -> None:
     )
 
 
-@task(help={"push": "End by pushing the tested image to the registry (default: registry.push)."})
-def release(c, push=None):
+@task(help={"push": "End by pushing the tested image to the registry (or set registry.push)."})
+def release(c, push=False):
     """Run the whole flow, from a fresh clone to a tested image.
 
     venv, lock, install, lint, test, export, the test stage, the runtime, the smoke test
@@ -779,7 +797,7 @@ def release(c, push=None):
         "build the runtime": lambda: build(c),
         "smoke test": lambda: smoke(c),
     }
-    if c.registry.push if push is None else push:
+    if push or c.registry.push:
         steps["push"] = lambda: _push(c)
     timings = {}
     for name, step in steps.items():

@@ -137,9 +137,10 @@ PYTEST = (
 
 
 def test_test_runs_the_reference_command_without_the_docker_tests():
-    c = context({f"{PYTEST} -m 'not docker'": Result()})
+    full = f"{PYTEST} -m 'not docker and not slow' --cov-fail-under=100"
+    c = context({full: Result()})
     tasks.test(c)
-    assert commands(c) == [f"{PYTEST} -m 'not docker'"]
+    assert commands(c) == [full]
 
 
 def test_test_all_runs_everything_and_passes_extra_arguments():
@@ -150,7 +151,7 @@ def test_test_all_runs_everything_and_passes_extra_arguments():
 
 
 def test_test_says_when_no_test_ran():
-    c = context({f"{PYTEST} -m 'not docker' -k nothing_matches": failed(5)})
+    c = context({f"{PYTEST} -m 'not docker and not slow' -k nothing_matches": failed(5)})
     c._set(remainder="-k nothing_matches")
     with pytest.raises(Exit, match="no test ran") as exit_:
         tasks.test(c)
@@ -162,7 +163,7 @@ def test_test_changed_skips_a_green_run_with_the_same_inputs(workdir):
         shutil.copytree(ROOT / folder, workdir / folder)
     for name in ("main.py", "tasks.py"):
         shutil.copy2(ROOT / name, workdir / name)
-    c = context({f"{PYTEST} -m 'not docker'": Result()})
+    c = context({f"{PYTEST} -m 'not docker and not slow' --cov-fail-under=100": Result()})
     tasks.test(c, changed=True)
     tasks.test(c, changed=True)
     assert len(commands(c)) == 1

@@ -1,0 +1,80 @@
+"""The local flow for real: lock, export, bad input, and --dry, in a copy of the project."""
+
+import hashlib
+import subprocess
+
+import pytest
+from support import ROOT, inv, last_line
+
+
+def test_the_committed_exports_match_the_lock():
+    checked = inv("export", "--check")
+    assert checked.returncode == 0, checked.stderr
+    assert "requirements.txt matches poetry.lock: unchanged" in checked.stdout
+
+
+@pytest.mark.slow
+def test_a_new_dependency_makes_export_check_fail_until_exported(project):
+    """After a dependency is added and locked, --check names the stale file; export mends it."""
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            '"fire (>=0.7,<0.8)",', '"fire (>=0.7,<0.8)",\n    "six (>=1.16)",'
+        )
+    )
+    assert inv("lock", cwd=project).returncode == 0
+    stale = inv("export", "--check", cwd=project)
+    assert stale.returncode == 1
+    assert last_line(stale) == (
+        "error: requirements.txt and requirements-test.txt out of date with poetry.lock. "
+        "Run `inv export` and commit the result."
+    )
+    assert inv("export", cwd=project).returncode == 0
+    assert "six==" in (project / "requirements.txt").read_text()
+    assert inv("export", "--check", cwd=project).returncode == 0
+
+
+def test_a_broken_pyproject_fails_lock_with_poetry_s_message(project):
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.0'))
+    failed = inv("lock", cwd=project)
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert "pyproject.toml" in failed.stdout + failed.stderr  # poetry names what it cannot read
+    assert last_line(failed).startswith("error: poetry lock failed (exit 1). Fix what poetry names")
+
+
+def test_an_unknown_option_gets_invoke_s_own_error():
+    failed = inv("build", "--no-such-option")
+    assert failed.returncode == 1
+    assert "No idea what '--no-such-option' is!" in failed.stderr
+
+
+def test_no_test_ran_is_a_failure_that_says_so():
+    failed = inv("test", "--", "-k", "nothing_matches_this")
+    assert failed.returncode == 5
+    assert last_line(failed) == "error: no test ran: nothing matched the selection after --."
+
+
+def _tree(folder) -> dict:
+    """Every file under FOLDER (links not followed) with a digest of its content."""
+    listed = subprocess.run(["find", ".", "-path", "./.git", "-prune", "-o", "-print"], cwd=folder,
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        if (folder / name).is_file() and not (folder / name).is_symlink()
+        else "link-or-folder"
+        for name in listed
+    }
+
+
+@pytest.mark.parametrize(
+    "task", [["venv", "--force"], ["lock"], ["install"], ["export"], ["test"], ["clean", "--local"]]
+)
+def test_dry_prints_the_commands_and_changes_nothing(project, task):
+    stamps = _tree(ROOT / ".venv" / "stamps")
+    before = _tree(project)
+    dry = inv("--dry", *task, cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    assert _tree(project) == before
+    assert _tree(ROOT / ".venv" / "stamps") == stamps

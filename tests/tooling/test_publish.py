@@ -1,0 +1,148 @@
+"""push and `release --push`, against a real registry: Debian's docker-registry, on loopback.
+
+Each registry is started by a fixture on a free 127.0.0.1 port, with its storage in a
+temporary folder, and stopped afterwards. Docker pushes to 127.0.0.1 without TLS.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pytest
+from support import VERSION, docker, image_id, inv, last_line, wait_until
+
+pytestmark = pytest.mark.docker
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as answer:
+            return answer.status == 200
+    except OSError as error:
+        return getattr(error, "code", None) == 401  # up, and asking for credentials
+
+
+def _start_registry(folder: Path, auth: str = ""):
+    server = shutil.which("docker-registry")
+    if not server:
+        reason = "docker-registry is not installed (apt-get install docker-registry)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    address = f"127.0.0.1:{_free_port()}"
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: error, accesslog: {disabled: true}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'storage'}}}}}\n"
+        f"http: {{addr: {address}}}\n" + auth
+    )
+    log = (folder / "registry.log").open("w")
+    process = subprocess.Popen([server, "serve", config], stdout=log, stderr=log)
+    assert wait_until(lambda: _answers(address), timeout=20), (folder / "registry.log").read_text()
+    return address, process
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A registry that anyone may push to."""
+    address, process = _start_registry(tmp_path)
+    yield address
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture
+def locked_registry(tmp_path):
+    """A registry that wants a login."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt, as the registry's htpasswd wants it
+
+        hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324
+    (tmp_path / "htpasswd").write_text(f"alice:{hashed}\n")
+    auth = f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
+    address, process = _start_registry(tmp_path, auth)
+    yield address
+    process.terminate()
+    process.wait()
+
+
+def _catalog(address: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{address}/v2/_catalog", timeout=5) as answer:
+        return json.load(answer)["repositories"]
+
+
+def test_release_push_round_trip(registry, project):
+    """`inv release --push` ends with a digest; pulled by it, the image greets alice."""
+    name = f"my-project-published-{os.getpid()}"
+    env = {"INVOKE_REGISTRY_URL": f"{registry}/team", "INVOKE_DOCKER_IMAGE": name}
+    released = inv("release", "--push", cwd=project, env=env)
+    assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
+    found = re.search(
+        rf"pushed and verified: ({registry}/team/{name}@sha256:[0-9a-f]{{64}})", released.stdout
+    )
+    assert found, released.stdout[-3000:]
+    reference = found[1]
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True, text=True
+    )
+    tags = docker("image", "inspect", "--format", "{{json .RepoTags}}", reference).stdout
+    for tag in (VERSION, revision.stdout.strip(), "latest"):
+        assert f"{registry}/team/{name}:{tag}" in tags
+    # Remove the image, every tag of it, then get it back by its digest alone.
+    docker("image", "rm", "--force", image_id(reference))
+    assert not image_id(reference)
+    try:
+        assert docker("pull", reference).returncode == 0
+        greeted = docker("run", "--rm", reference, "say-hello", "--name", "alice")
+        assert greeted.stdout == "Hello alice!\n"
+    finally:
+        docker("image", "rm", "--force", reference, check=False)
+
+
+def test_push_refuses_a_dirty_tree(registry, project, distroless):
+    """Uncommitted changes would make the revision tag lie: nothing is pushed."""
+    (project / "main.py").write_text((project / "main.py").read_text() + "# edited\n")
+    refused = inv("push", cwd=project, env={"INVOKE_REGISTRY_URL": registry})
+    assert refused.returncode == 1
+    assert "uncommitted changes" in last_line(refused)
+    assert "--allow-dirty" in last_line(refused)
+    assert _catalog(registry) == []
+
+
+def test_push_to_a_registry_that_is_down(project, distroless):
+    """One line that names the registry; no retries; the local image stays."""
+    down = f"127.0.0.1:{_free_port()}/team"
+    start = time.monotonic()
+    failed = inv("push", cwd=project, env={"INVOKE_REGISTRY_URL": down})
+    assert failed.returncode != 0
+    assert time.monotonic() - start < 15
+    assert last_line(failed) == (
+        f"error: the registry {down} refused or did not answer. "
+        f"Check that {down} is the right address and that it is up."
+    )
+    assert image_id(distroless.ref)
+
+
+def test_push_without_a_login_says_to_log_in(locked_registry, project, distroless, tmp_path):
+    env = {"INVOKE_REGISTRY_URL": locked_registry, "DOCKER_CONFIG": str(tmp_path / "config")}
+    failed = inv("push", cwd=project, env=env)
+    assert failed.returncode != 0
+    assert last_line(failed).endswith(
+        f"Log in first: `docker login {locked_registry}` (or your credential helper)."
+    )
+    assert image_id(distroless.ref)
