@@ -1,10 +1,15 @@
 # The image of my-project. `inv build` builds it; BuildKit is required (secret and cache mounts).
-# Stages: builder (dependencies) -> test (the suite, run in the image) -> runtime (shipped, last).
+# Stages: builder (dependencies) -> app (the source) -> test (the suite, run in the image);
+# rootfs (a distroless tree) -> runtime (what ships: the last stage).
 
 # Every stage starts from one base: a virtual environment remembers its interpreter's path.
 ARG BASE_IMAGE=python:3.11-slim
 # distroless: the interpreter and the app on scratch, no shell; slim: the base, for debugging.
 ARG RUNTIME=distroless
+# 0 keeps the native libraries' symbols, for debugging.
+ARG STRIP=1
+# 0 leaves bytecode to each start (slower: the runtime cannot write it); for the benchmark.
+ARG COMPILE=1
 
 FROM ${BASE_IMAGE} AS base
 ENV LANG=C.UTF-8 \
@@ -30,20 +35,23 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
     pip-install /tmp/requirements.txt
-ARG STRIP=1
-ARG COMPILE=1
+ARG STRIP
+ARG COMPILE
 # Native libraries ship with their symbols: stripped, polars' runtime loses a quarter of its size.
 # Bytecode is compiled once, here, instead of at every start of a container that cannot write it.
 RUN set -eu; \
     if [ "$STRIP" = 1 ]; then find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; fi; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi
-# The app, last: a change to it rebuilds from here on, in seconds.
+
+# The source, in a stage of its own: an edit rebuilds from here on, in seconds.
+FROM builder AS app
 COPY main.py /app/
 COPY my_project/ /app/my_project/
+ARG COMPILE
 RUN if [ "$COMPILE" = 1 ]; then python3 -m compileall -q --invalidation-mode unchecked-hash /app; fi
 
 # The suite runs against the app as the image holds it, with the stripped dependencies.
-FROM builder AS test
+FROM app AS test
 COPY requirements-test.txt /tmp/
 RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
@@ -75,7 +83,7 @@ FROM ${RUNTIME} AS runtime
 # The dependencies: the largest layer, and the one that changes least.
 COPY --from=builder /opt/venv /opt/venv
 # The app, owned by root: the user that runs it cannot change it.
-COPY --from=builder /app /app
+COPY --from=app /app /app
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app

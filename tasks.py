@@ -104,7 +104,7 @@ def _buildkit(c: Context) -> None:
     raise Exit(
         f"error: `{c.docker.command}` (client {client}) cannot build with BuildKit, which the "
         "Dockerfile needs. Install the buildx plugin, or point INVOKE_DOCKER_COMMAND at a CLI "
-        "that has BuildKit (such as Debian's /usr/bin/docker from docker.io)."
+        "that has BuildKit (such as Debian's own, /usr/bin/docker)."
     )
 
 
@@ -714,6 +714,25 @@ def _ids(c: Context, *args: str) -> list[str]:
     return list(dict.fromkeys(_docker_probe(c, *args, "--quiet").stdout.split()))
 
 
+@task(pre=[install], help={"runs": "How many starts of each command make a latency median."})
+def bench(c, runs=11):
+    """Measure the image against two baselines; write docs/benchmarks.md.
+
+    Size (whole, compressed, by component), cold and incremental build times, a second
+    `inv release`, and start latency. Takes several minutes; run it on a quiet machine.
+    """
+    _buildkit(c)
+    build(c)
+    argv = [str(VENV / "bin" / "python"), "bench/bench.py", "--docker", c.docker.command]
+    argv += ["--base", _base(c), "--image", _image_ref(c), "--runs", str(runs)]
+    with _build_secrets(c) as secrets:
+        _ok(
+            c.run(shlex.join([*argv, *secrets]), echo=True, warn=True),
+            what="the benchmark",
+            fix="See its last lines above; `inv clean` removes what it left.",
+        )
+
+
 # --- Publish and release ------------------------------------------------------------------
 
 
@@ -812,7 +831,21 @@ def release(c, push=False):
 
 
 ns = Collection(
-    venv, lock, install, test, export, lint, base, explore, build, run, smoke, clean, push, release
+    venv,
+    lock,
+    install,
+    test,
+    export,
+    lint,
+    base,
+    explore,
+    build,
+    run,
+    smoke,
+    clean,
+    bench,
+    push,
+    release,
 )
 ns.configure(
     {

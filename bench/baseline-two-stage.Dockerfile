@@ -1,0 +1,26 @@
+# Baseline (b) of `inv bench`: the usual two-stage image, from the same base and requirements.
+# A builder installs the dependencies into a venv; a fresh stage of the same base copies the
+# venv and the app. No stripping, no bytecode tricks, no distroless tree.
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS builder
+COPY requirements.txt /tmp/
+RUN --mount=type=secret,id=pip_cert \
+    --mount=type=secret,id=pip_index_url \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
+    if [ -s /run/secrets/pip_index_url ]; then \
+        PIP_INDEX_URL=$(cat /run/secrets/pip_index_url); export PIP_INDEX_URL; \
+    fi; \
+    python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+        -r /tmp/requirements.txt
+
+FROM ${BASE_IMAGE}
+ENV LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY main.py /app/
+COPY my_project/ /app/my_project/
+ENTRYPOINT ["python", "main.py"]
