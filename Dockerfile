@@ -27,7 +27,7 @@ RUN set -eux; \
 # pip lives in an environment of its own, so that the app's environment never holds it.
 RUN python3 -m venv /opt/pip \
     && python3 -m venv --without-pip /opt/venv
-COPY docker/pip-install /usr/local/bin/
+COPY docker/pip-install docker/layer /usr/local/bin/
 # Dependencies change less often than the source, so they come first and stay cached.
 COPY requirements.txt /tmp/
 # Hashes are checked; the CA bundle and index URL are secrets that reach this step only.
@@ -41,14 +41,17 @@ ARG COMPILE
 # Bytecode is compiled once, here, instead of at every start of a container that cannot write it.
 RUN set -eu; \
     if [ "$STRIP" = 1 ]; then find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; fi; \
-    if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi
+    if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi; \
+    layer /opt/venv
 
 # The source, in a stage of its own: an edit rebuilds from here on, in seconds.
 FROM builder AS app
 COPY main.py /app/
 COPY my_project/ /app/my_project/
 ARG COMPILE
-RUN if [ "$COMPILE" = 1 ]; then python3 -m compileall -q --invalidation-mode unchecked-hash /app; fi
+RUN set -eu; \
+    if [ "$COMPILE" = 1 ]; then python3 -m compileall -q --invalidation-mode unchecked-hash /app; fi; \
+    layer /app
 
 # The suite runs against the app as the image holds it, with the stripped dependencies.
 FROM app AS test
@@ -81,9 +84,9 @@ RUN set -eux; \
 
 FROM ${RUNTIME} AS runtime
 # The dependencies: the largest layer, and the one that changes least.
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /layers/venv/ /
 # The app, owned by root: the user that runs it cannot change it.
-COPY --from=app /app /app
+COPY --from=app /layers/app/ /
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app

@@ -715,7 +715,7 @@ def _ids(c: Context, *args: str) -> list[str]:
 
 
 @task(pre=[install], help={"runs": "How many starts of each command make a latency median."})
-def bench(c, runs=11):
+def bench(c, runs=21):
     """Measure the image against two baselines; write docs/benchmarks.md.
 
     Size (whole, compressed, by component), cold and incremental build times, a second

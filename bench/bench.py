@@ -3,7 +3,7 @@
 Usage (what `inv bench` runs, from the project root):
 
     python bench/bench.py --docker docker --base python:3.11-slim --image my-project:0.1.0 \
-        [--secret id=pip_cert,src=FILE]... [--runs 11] [--out docs]
+        [--secret id=pip_cert,src=FILE]... [--runs 21] [--out docs]
 
 --image is the runtime image, already built; --secret flags reach every `docker build` as
 they are. The benchmark builds two baselines from the same base and requirements.txt
@@ -596,7 +596,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--secret", action="append", default=[], help="passed to every docker build, as is"
     )
-    parser.add_argument("--runs", type=int, default=11, help="timed rounds of container starts")
+    parser.add_argument("--runs", type=int, default=21, help="timed rounds of container starts")
     parser.add_argument("--out", default="docs", help="the folder of the report and chart")
     args = parser.parse_args()
     # Each --secret becomes the pair of arguments that docker build takes.

@@ -108,12 +108,20 @@ def system_files(rootfs: Path) -> None:
         (etc / name).touch()
 
 
+def reproducible(rootfs: Path) -> None:
+    """Set every time in the tree to the epoch: the same files then make the same layer."""
+    for path in sorted(rootfs.rglob("*"), reverse=True):  # a folder after what it holds
+        os.utime(path, (0, 0), follow_symlinks=False)
+    os.utime(rootfs, (0, 0))
+
+
 def main(rootfs: str, venv: str) -> None:
     root = Path(rootfs)
     interpreter(Path(venv), root)
     standard_library(root)
     system_files(root)
     shared_libraries(root, Path(venv))
+    reproducible(root)
 
 
 if __name__ == "__main__":
