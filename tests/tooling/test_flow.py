@@ -4,7 +4,7 @@ import hashlib
 import subprocess
 
 import pytest
-from support import ROOT, inv, last_line
+from support import ROOT, docker, inv, last_line
 
 
 def test_the_committed_exports_match_the_lock():
@@ -78,3 +78,28 @@ def test_dry_prints_the_commands_and_changes_nothing(project, task):
     assert dry.returncode == 0, dry.stderr
     assert _tree(project) == before
     assert _tree(ROOT / ".venv" / "stamps") == stamps
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    "task",
+    [
+        ["build"],
+        ["build", "--test"],
+        ["run", "--cmd", "say-hello --name alice"],
+        ["smoke"],
+        ["explore", "--cmd", "true"],
+        ["clean", "--local", "--base", "--build-cache", "--yes"],
+        ["release"],
+    ],
+)
+def test_dry_changes_nothing_on_the_engine_either(distroless, project, task):
+    def engine_state():
+        listed = [docker(kind, "ls", "--all", "--quiet") for kind in ("container", "image")]
+        return [sorted(found.stdout.split()) for found in listed]
+
+    before, tree = engine_state(), _tree(project)
+    dry = inv("--dry", *task, cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    assert engine_state() == before
+    assert _tree(project) == tree
