@@ -98,8 +98,9 @@ def _buildkit(c: Context) -> None:
     if _docker_probe(c, "buildx", "version").ok:
         return
     client = _docker_probe(c, "version", "--format", "{{.Client.Version}}").stdout.strip()
+    major = client.partition(".")[0]
     # Before 23.0, `docker build` has BuildKit built in; from 23.0 on, only the buildx plugin.
-    if client.split(".")[0].isdigit() and int(client.split(".")[0]) < 23:
+    if major.isdigit() and int(major) < 23:
         return
     raise Exit(
         f"error: `{c.docker.command}` (client {client}) cannot build with BuildKit, which the "
@@ -169,12 +170,10 @@ def _poetry(c: Context, *args: str, **kwargs) -> Result:
     return c.run(shlex.join([str(POETRY / "bin" / "poetry"), *args]), env=env, **kwargs)
 
 
-def _lock_digest() -> str:
-    return hashlib.sha256(Path("poetry.lock").read_bytes()).hexdigest()
-
-
 def _export_header() -> str:
-    return f"# Exported from poetry.lock (sha256 {_lock_digest()}) by `inv export`; do not edit.\n"
+    """The first line of an export: which lock it came from, so that `build` can tell."""
+    lock = hashlib.sha256(Path("poetry.lock").read_bytes()).hexdigest()
+    return f"# Exported from poetry.lock (sha256 {lock}) by `inv export`; do not edit.\n"
 
 
 def _git(c: Context, *args: str) -> str:
@@ -352,18 +351,23 @@ def _base(c: Context, force: bool = False) -> str:
             "(apt-get install debootstrap). Make the base available, or run as root."
         )
     print(f"cannot pull {wanted}: bootstrapping {local} from Debian packages (about a minute)")
+    _bootstrap(c, local)
+    return local
+
+
+# A Python slim image, from Debian packages: the interpreter, venv, CA certificates.
+DEBOOTSTRAP = ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates"]
+# What a slim image leaves out: documentation, translations, apt's lists and caches.
+NOT_IN_SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
+               "var/lib/apt/lists", "var/cache/apt"]  # fmt: skip
+
+
+def _bootstrap(c: Context, tag: str) -> None:
+    """Make the image TAG from the configured Debian release, labelled as the project's own."""
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as root:
         _ok(
             c.run(
-                shlex.join(
-                    [
-                        "debootstrap",
-                        "--variant=minbase",
-                        "--include=python3,python3-venv,ca-certificates",
-                        c.docker.suite,
-                        root,
-                    ]
-                ),
+                shlex.join([*DEBOOTSTRAP, c.docker.suite, root]),
                 echo=True,
                 hide="stdout",
                 warn=True,
@@ -371,24 +375,11 @@ def _base(c: Context, force: bool = False) -> str:
             what="debootstrap",
             fix="Check that Debian's package archive can be reached, then run `inv base`.",
         )
-        # What a slim image leaves out: documentation, translations, apt's lists and caches.
-        junk = [
-            "usr/share/doc",
-            "usr/share/man",
-            "usr/share/info",
-            "usr/share/locale",
-            "var/lib/apt/lists",
-            "var/cache/apt",
-        ]
-        c.run(shlex.join(["rm", "-rf", *(f"{root}/{path}" for path in junk)]), echo=True)
+        c.run(shlex.join(["rm", "-rf", *(f"{root}/{path}" for path in NOT_IN_SLIM)]), echo=True)
         changes = ["ENV LANG=C.UTF-8", f"LABEL {ROLE}=base", 'CMD ["python3"]']
         flags = " ".join(f"--change {shlex.quote(change)}" for change in changes)
-        c.run(
-            f"tar -C {shlex.quote(root)} -c . | {_docker_argv(c, 'import')} {flags} - {local}",
-            echo=True,
-            hide="stdout",
-        )
-    return local
+        tar = f"tar -C {shlex.quote(root)} -c ."
+        c.run(f"{tar} | {_docker_argv(c, 'import')} {flags} - {tag}", echo=True, hide="stdout")
 
 
 @task(help={"force": "Bootstrap the base again, even when one is present."})
@@ -432,18 +423,9 @@ def explore(c, cmd=None):
     argv = _split(cmd) if cmd else None
     _engine(c)
     container = f"{NAME}-dev"
-    role, _, running = (
-        _docker_probe(
-            c,
-            "container",
-            "inspect",
-            "--format",
-            f'{{{{index .Config.Labels "{ROLE}"}}}} {{{{.State.Running}}}}',
-            container,
-        )
-        .stdout.strip()
-        .partition(" ")
-    )
+    role_and_state = f'{{{{index .Config.Labels "{ROLE}"}}}} {{{{.State.Running}}}}'
+    found = _docker_probe(c, "container", "inspect", "--format", role_and_state, container)
+    role, _, running = found.stdout.strip().partition(" ")
     if role and role != "dev":
         raise Exit(
             f"error: a container named {container} exists, and {NAME} did not make it. It is left "
@@ -455,40 +437,16 @@ def explore(c, cmd=None):
     with _removed_at_exit(c, container):
         if role:  # ours, but stopped: a leftover of a session that was killed
             _docker(c, "container", "rm", "--force", container, hide=True, warn=True)
-        _docker(
-            c,
-            "run",
-            "--detach",
-            "--name",
-            container,
-            "--label",
-            f"{ROLE}=dev",
-            "--volume",
-            f"{ROOT}:/project:ro",
-            "--workdir",
-            "/project",
-            _base(c),
-            "sleep",
-            "infinity",
-            echo=True,
-            hide="stdout",
-        )
+        start = ["run", "--detach", "--name", container, "--label", f"{ROLE}=dev"]
+        start += ["--volume", f"{ROOT}:/project:ro", "--workdir", "/project"]
+        _docker(c, *start, _base(c), "sleep", "infinity", echo=True, hide="stdout")
         _explore_in(c, container, argv)
 
 
 def _explore_in(c: Context, container: str, argv: list[str] | None) -> None:
-    if argv is None:
-        _docker(
-            c,
-            "exec",
-            "--interactive",
-            "--tty",
-            container,
-            "bash",
-            pty=True,
-            in_stream=sys.stdin,
-            warn=True,
-        )
+    if argv is None:  # a shell, on the user's terminal
+        shell = ["exec", "--interactive", "--tty", container, "bash"]
+        _docker(c, *shell, pty=True, in_stream=sys.stdin, warn=True)
         return
     result = _docker(c, "exec", container, *argv, echo=True, warn=True)
     if result.failed:
@@ -496,12 +454,11 @@ def _explore_in(c: Context, container: str, argv: list[str] | None) -> None:
 
 
 def _exports_current() -> None:
+    """End with a clear line when requirements*.txt were not exported from this poetry.lock."""
     header = _export_header()
-    stale = [
-        path
-        for path in EXPORTS
-        if not Path(path).is_file() or not Path(path).read_text().startswith(header)
-    ]
+    exported = {path: Path(path).is_file() and Path(path).read_text().startswith(header)
+                for path in EXPORTS}  # fmt: skip
+    stale = [path for path, current in exported.items() if not current]
     if stale:
         raise Exit(
             f"error: {' and '.join(stale)} not exported from the current poetry.lock. "
@@ -530,10 +487,7 @@ def _ca_bundle(c: Context) -> str | None:
     candidates = (
         ("pypi.cert", lambda: c.pypi.cert),
         ("PIP_CERT", lambda: os.environ.get("PIP_CERT")),
-        (
-            "pip's cert setting",
-            lambda: _probe(c, f"{sys.executable} -m pip config get global.cert").stdout.strip(),
-        ),
+        ("pip's cert setting", lambda: _pip_setting(c, "global.cert")),
         ("SSL_CERT_FILE", lambda: os.environ.get("SSL_CERT_FILE")),
         ("REQUESTS_CA_BUNDLE", lambda: os.environ.get("REQUESTS_CA_BUNDLE")),
     )
@@ -544,6 +498,10 @@ def _ca_bundle(c: Context) -> str | None:
         if path:
             return path
     return None
+
+
+def _pip_setting(c: Context, key: str) -> str:
+    return _probe(c, shlex.join([sys.executable, "-m", "pip", "config", "get", key])).stdout.strip()
 
 
 def _sbom(c: Context) -> str:
@@ -766,13 +724,13 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     _require_image(c, source)
     repository = f"{registry.rstrip('/')}/{c.docker.image}"
     tags = [VERSION, _git(c, "rev-parse", "--short", "HEAD") or "unknown", "latest"]
-    digest = ""
     for tag in tags:
         _docker(c, "tag", source, f"{repository}:{tag}", echo=True)
         pushed = _docker(c, "push", f"{repository}:{tag}", echo=True, warn=True)
         _registry_ok(pushed, registry)
-        digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
-    reference = f"{repository}@{digest.group(1) if digest else 'unknown'}"
+    # One image, so one digest for the three tags; none is shown under --dry.
+    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+    reference = f"{repository}@{digest[1] if digest else 'unknown'}"
     # Pulled by digest under a throwaway name: what the registry serves is what gets tested.
     throwaway = f"{NAME}-verify:{os.getpid()}"
     _registry_ok(_docker(c, "pull", reference, echo=True, warn=True), registry)
@@ -832,23 +790,9 @@ def release(c, push=False):
     print(f"  {'total':<22} {sum(timings.values()):6.1f} s")
 
 
-ns = Collection(
-    venv,
-    lock,
-    install,
-    test,
-    export,
-    lint,
-    base,
-    explore,
-    build,
-    run,
-    smoke,
-    clean,
-    bench,
-    push,
-    release,
-)
+# The tasks, in the order of the workflow.
+ns = Collection(venv, lock, install, test, export, lint,
+                base, explore, build, run, smoke, clean, bench, push, release)  # fmt: skip
 ns.configure(
     {
         "python": {"version": "3.11"},

@@ -4,6 +4,7 @@ What the commands then do is tested for real elsewhere (test_image.py and its si
 here the point is what runs, with which arguments, and what does not run at all.
 """
 
+import os
 import re
 import shlex
 import shutil
@@ -464,3 +465,47 @@ def test_clean_build_cache_asks_and_needs_yes_without_a_terminal(monkeypatch):
     c.set_result_for("run", "docker builder prune --force", Result())
     tasks.clean(c, build_cache=True, yes=True)
     assert commands(c)[-1] == "docker builder prune --force"
+
+
+def test_build_without_strip_keeps_the_symbols(build_context):
+    c, _ = build_context
+    c.config.docker.strip = False
+    tasks.build(c)
+    build = next(command for command in commands(c) if command.startswith("docker build "))
+    assert "--build-arg STRIP=0" in build
+
+
+def test_push_tags_pushes_pulls_back_by_digest_and_smoke_tests(monkeypatch):
+    monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc1234")
+    repository = "127.0.0.1:5000/team/my-project"
+    digest = "sha256:" + "ab" * 32
+    pushed = Result(stdout=f"latest: digest: {digest} size: 1234\n")
+    throwaway = f"my-project-verify:{os.getpid()}"
+    smoke_run = f"docker run --rm --pull never --label my-project.role=run {throwaway}"
+    c = docker_context(
+        {
+            HAVE_IMAGE: Result(stdout="sha256:1"),
+            re.compile(r"^docker (tag|push) "): pushed,
+            f"docker pull {repository}@{digest}": Result(),
+            f"docker image inspect --format '{{{{.Id}}}}' {throwaway}": Result(stdout="sha256:1"),
+            f"{smoke_run} say-hello --name alice": Result(stdout="Hello alice!\n"),
+            f"{smoke_run} show-deps": Result(stdout="polars 2.1.0\n  blue 6\n  red 9\n"),
+            f"docker image rm {throwaway}": Result(),
+        },
+        registry_url="127.0.0.1:5000/team",
+    )
+    assert tasks._push(c) == f"{repository}@{digest}"
+    published = [
+        command for command in commands(c) if command.split()[1] in {"tag", "push", "pull"}
+    ]
+    assert published == [
+        f"docker tag my-project:0.1.0 {repository}:0.1.0",
+        f"docker push {repository}:0.1.0",
+        f"docker tag my-project:0.1.0 {repository}:abc1234",
+        f"docker push {repository}:abc1234",
+        f"docker tag my-project:0.1.0 {repository}:latest",
+        f"docker push {repository}:latest",
+        f"docker pull {repository}@{digest}",
+        f"docker tag {repository}@{digest} {throwaway}",
+    ]
+    assert commands(c)[-1] == f"docker image rm {throwaway}"
