@@ -1,0 +1,61 @@
+"""The distroless runtime on a base laid out like the official python:3.11-slim.
+
+The official image cannot be pulled here, so a stand-in is built from Debian's CPython
+source, into /usr/local with a shared libpython (official-like/Dockerfile). The runtime
+built on it must keep every promise it keeps on Debian's own python3.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import ROLE, VERSION, docker, image_id, inv
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+HERE = Path(__file__).parent
+BASE = "my-project-official-like:3.11-slim"
+
+
+@pytest.fixture(scope="module")
+def official_like(distroless) -> str:
+    """The official image where it could be pulled; else the stand-in, built on the base
+    that `inv base` bootstrapped (which the `distroless` fixture made sure of)."""
+    if image_id("python:3.11-slim"):
+        return "python:3.11-slim"
+    built = docker(
+        "build", "--file", str(HERE / "official-like" / "Dockerfile"),
+        "--label", f"{ROLE}=base", "--tag", BASE, str(HERE / "official-like"),
+        env={**os.environ, "DOCKER_BUILDKIT": "1"}, check=False, timeout=1800,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    return BASE
+
+
+@pytest.mark.parametrize("runtime", ["distroless", "slim"])
+def test_the_runtime_keeps_its_promises_on_an_official_like_base(official_like, runtime):
+    name = f"my-project-official-{runtime}"
+    env = {"INVOKE_DOCKER_BASE": official_like, "INVOKE_DOCKER_RUNTIME": runtime,
+           "INVOKE_DOCKER_IMAGE": name}  # fmt: skip
+    ref = f"{name}:{VERSION}"
+    try:
+        built = inv("build", env=env)
+        assert built.returncode == 0, built.stderr[-3000:]
+        greeted = docker("run", "--rm", ref, "say-hello", "--name", "alice")
+        assert greeted.stdout == "Hello alice!\n"
+        assert "  blue 6\n  red 9\n" in docker("run", "--rm", ref, "show-deps").stdout
+        configs = (
+            ["runtime.yaml", "distroless.yaml"] if runtime == "distroless" else ["runtime.yaml"]
+        )
+        flags = [
+            flag for config in configs for flag in ("--config", str(HERE / "structure" / config))
+        ]
+        tool = Path(sys.executable).parent / "container-structure-test"
+        checked = subprocess.run(
+            [tool, "test", "--image", ref, *flags], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout[-4000:]
+    finally:
+        docker("image", "rm", "--force", ref, f"{name}:latest", check=False)
