@@ -223,7 +223,7 @@ def component(created_by: str) -> str:
     """What a layer holds, judged by the instruction that created it."""
     if "COPY /rootfs /" in created_by:  # the distroless tree: interpreter, stdlib, libraries
         return "base"
-    if "/opt/venv" in created_by or re.search(r"pip[- ]install", created_by):
+    if re.search(r"/opt/venv|/layers/venv|pip[- ]install", created_by):
         return "dependencies"
     if created_by.startswith(("COPY", "ADD")):
         return "app"
