@@ -121,23 +121,31 @@ def _tamper(requirements: Path, distribution: str) -> None:
     requirements.write_text("".join(lines))
 
 
-@pytest.mark.docker
-def test_an_altered_hash_fails_the_build_and_keeps_the_image(distroless, project):
-    """4. pip's hash check stops the build; the tag still holds the previous, working image."""
-    name = f"my-project-tamper-{os.getpid()}"
+@pytest.fixture
+def kept(distroless):
+    """The runtime image under a name of the test's own: what a failed build must not touch."""
+    name = f"my-project-kept-{os.getpid()}"
+    docker("tag", distroless.ref, f"{name}:{VERSION}")
+    yield name
+    docker("image", "rm", f"{name}:{VERSION}", check=False)
+
+
+def _still_runs(name: str, before: str) -> bool:
     ref = f"{name}:{VERSION}"
-    docker("tag", distroless.ref, ref)
-    before = image_id(ref)
-    try:
-        _tamper(project / "requirements.txt", "termcolor")
-        built = inv("build", cwd=project, env={"INVOKE_DOCKER_IMAGE": name})
-        assert built.returncode != 0
-        assert "THESE PACKAGES DO NOT MATCH THE HASHES" in built.stdout + built.stderr
-        assert last_line(built).startswith("error: the build failed")
-        assert image_id(ref) == before
-        assert docker("run", "--rm", ref, "say-hello", "--name", "alice").stdout == "Hello alice!\n"
-    finally:
-        docker("image", "rm", ref, check=False)
+    greeted = docker("run", "--rm", ref, "say-hello", "--name", "alice").stdout
+    return image_id(ref) == before and greeted == "Hello alice!\n"
+
+
+@pytest.mark.docker
+def test_an_altered_hash_fails_the_build_and_keeps_the_image(kept, project):
+    """4. pip's hash check stops the build; the tag still holds the previous, working image."""
+    before = image_id(f"{kept}:{VERSION}")
+    _tamper(project / "requirements.txt", "termcolor")
+    built = inv("build", cwd=project, env={"INVOKE_DOCKER_IMAGE": kept})
+    assert built.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in built.stdout + built.stderr
+    assert last_line(built).startswith("error: the build failed")
+    assert _still_runs(kept, before)
 
 
 @pytest.mark.parametrize("task", ["build", "run", "explore", "clean", "release", "push"])
@@ -183,28 +191,21 @@ def test_a_stranger_named_like_the_dev_container_is_left_alone(distroless):
 
 
 @pytest.mark.docker
-def test_a_killed_build_leaves_the_previous_image_runnable(distroless, project):
+def test_a_killed_build_leaves_the_previous_image_runnable(kept, project):
     """9. A build killed halfway (all of its processes, at once) leaves the tag as it was."""
-    name = f"my-project-killed-{os.getpid()}"
-    ref = f"{name}:{VERSION}"
-    docker("tag", distroless.ref, ref)
-    before = image_id(ref)
-    try:
-        building = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "build", "--no-cache"],
-            cwd=project,
-            env={**os.environ, "INVOKE_DOCKER_IMAGE": name},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        _read_until(building, b"pip-install /tmp/requirements.txt")
-        os.killpg(building.pid, signal.SIGKILL)
-        building.wait()
-        assert image_id(ref) == before
-        assert docker("run", "--rm", ref, "say-hello", "--name", "bob").stdout == "Hello bob!\n"
-    finally:
-        docker("image", "rm", ref, check=False)
+    before = image_id(f"{kept}:{VERSION}")
+    building = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "build", "--no-cache"],
+        cwd=project,
+        env={**os.environ, "INVOKE_DOCKER_IMAGE": kept},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _read_until(building, b"pip-install /tmp/requirements.txt")
+    os.killpg(building.pid, signal.SIGKILL)
+    building.wait()
+    assert _still_runs(kept, before)
 
 
 def _read_until(process: subprocess.Popen, text: bytes, timeout: float = 300) -> None:

@@ -180,6 +180,12 @@ class Terminal:
     def type(self, text: bytes) -> None:
         os.write(self.controller, text)
 
+    def wait_for_the_shell(self) -> None:
+        """Wait for the prompt, then for a command's answer: the shell is there, and listens."""
+        self.expect(b"/project# ")
+        self.type(b"echo ready-$((6 * 7))\n")
+        self.expect(b"ready-42")
+
     def close(self) -> int:
         return self.process.wait(timeout=60)
 
@@ -197,9 +203,7 @@ def terminal():
 
 
 def test_explore_opens_a_shell_and_exit_removes_the_container(terminal):
-    terminal.expect(b"/project# ")
-    terminal.type(b"echo marker-$((6 * 7))\n")
-    terminal.expect(b"marker-42")
+    terminal.wait_for_the_shell()
     assert _dev_container()
     terminal.type(b"exit\n")
     assert terminal.close() == 0
@@ -208,9 +212,7 @@ def test_explore_opens_a_shell_and_exit_removes_the_container(terminal):
 
 def test_ctrl_c_in_explore_leaves_no_container(terminal):
     """Ctrl-C reaches the shell in the container; the session, and its container, end on exit."""
-    terminal.expect(b"/project# ")
-    terminal.type(b"echo ready\n")
-    terminal.expect(b"ready")
+    terminal.wait_for_the_shell()
     terminal.process.send_signal(signal.SIGINT)
     terminal.type(b"echo still-here\n")
     terminal.expect(b"still-here")
@@ -221,9 +223,7 @@ def test_ctrl_c_in_explore_leaves_no_container(terminal):
 
 def test_a_closed_terminal_leaves_no_container(terminal):
     """SIGHUP, as when the terminal window closes, still removes the dev container."""
-    terminal.expect(b"/project# ")
-    terminal.type(b"echo ready\n")
-    terminal.expect(b"ready")
+    terminal.wait_for_the_shell()
     terminal.process.send_signal(signal.SIGHUP)
     assert terminal.close() != 0
     assert wait_until(lambda: not _dev_container(), timeout=20)
