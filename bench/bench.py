@@ -8,9 +8,9 @@ Usage (what `inv bench` runs, from the project root):
 --image is the runtime image, already built; --secret flags reach every `docker build` as
 they are. The benchmark builds two baselines from the same base and requirements.txt
 (bench/baseline-single.Dockerfile and bench/baseline-two-stage.Dockerfile), builds the
-project cold and after a source-only change, runs `inv release` twice, times container starts,
-then writes docs/benchmarks.md and docs/image-size.png. Every image it makes is named
-my-project-bench-*, labelled my-project.role=bench, and removed at the end.
+project cold and after a source-only change, runs `inv release` and `inv test` twice each,
+times container starts, then writes docs/benchmarks.md and docs/image-size.png. Every image
+it makes is named my-project-bench-*, labelled my-project.role=bench, and removed at the end.
 """
 
 import argparse
@@ -83,6 +83,7 @@ class Results:
 
     machine: dict[str, str] = field(default_factory=dict)
     releases: list[tuple[float | None, str]] = field(default_factory=list)
+    test_overhead: tuple[float, float] | None = None  # a second `inv test`: whole, pytest's own
     sizes: list[ImageSize] = field(default_factory=list)
     builds: dict[str, Build] = field(default_factory=dict)
     pip_cached: bool = False
@@ -270,6 +271,24 @@ def releases(results: Results) -> None:
             return
 
 
+def test_overhead(results: Results) -> None:
+    """Run `inv test` twice; of the second, with nothing changed, time the whole and pytest's own.
+
+    What the tasks add (venv, lock and install finding nothing to do) is the difference.
+    """
+    for attempt in ("first", "second"):
+        progress(f"inv test ({attempt}) ...")
+        start = time.monotonic()
+        result = run([sys.executable, "-m", "invoke", "test"], cwd=ROOT)
+        whole = time.monotonic() - start
+        if result.returncode:
+            print(result.stdout[-2000:] + result.stderr[-2000:], file=sys.stderr)
+            sys.exit(f"error: `inv test` failed (exit {result.returncode}), see above")
+    pytest_own = re.findall(r" in ([0-9.]+)s", result.stdout)  # pytest's summary: "... in 7.54s"
+    results.test_overhead = (whole, float(pytest_own[-1]))
+    progress(f"inv test (second): {whole:.1f} s, of which pytest {pytest_own[-1]} s")
+
+
 def start_commands(docker: list[str], image: str, nopyc: str) -> dict[str, list[str]]:
     """The container starts to time, by name: the floor and the app's two commands, per image."""
     runner = [*docker, "run", "--rm", "--pull", "never"]
@@ -395,6 +414,17 @@ def goals(results: Results) -> list[Goal]:
             "show-deps start", f"{deps:.3f} s", "≤ 1.7 x floor", deps / floor, 1.7, "x the floor"
         ),
     ]
+    whole, pytest_own = results.test_overhead
+    listed.append(
+        ratio_goal(
+            "second `inv test`: what the tasks add to pytest's own time",
+            f"{whole - pytest_own:.1f} s ({whole:.1f} s in all)",
+            "≤ 3 s",
+            (whole - pytest_own) / 3,
+            1.0,
+            "x the goal",
+        )
+    )
     second, note = results.releases[1] if len(results.releases) > 1 else (None, None)
     figure = "second `inv release`, nothing changed"
     if second is None:
@@ -575,6 +605,7 @@ def measure(args: argparse.Namespace, docker: list[str]) -> Results:
     results = Results(runs=args.runs)
     results.machine = machine(docker, args.base)
     releases(results)  # first: it may rebuild --image, which the rest then measures
+    test_overhead(results)
     project_builds(docker, args.base, args.secret, results)
     baseline_builds(docker, args.base, args.secret, results)
     for name, ref in (
