@@ -69,9 +69,6 @@ def test_venv_makes_both_environments_and_pins_poetry():
     assert commands(c) == VENV_COMMANDS
 
 
-POETRY_PINS = "poetry==2.5.1 poetry-plugin-export==1.10.1 poetry-plugin-pypi-mirror==0.6.5"
-
-
 def test_venv_keeps_the_mirror_url_off_the_command_line():
     """A mirror URL may hold credentials: it reaches pip through the environment only."""
     mirror = "https://user:secret@mirror.invalid/simple"
