@@ -569,6 +569,11 @@ def build(c, test=False, no_cache=False):
     print(f"{' and '.join(tags)}: {state}, {_image_size(c, tags[0])}")
 
 
+def _container_of(ref: str) -> list[str]:
+    """`docker run` arguments for one labelled, throwaway container of REF, never pulled."""
+    return ["run", "--rm", "--pull", "never", "--label", f"{ROLE}=run", ref]
+
+
 def _require_image(c: Context, ref: str) -> None:
     if not _image_id(c, ref):
         raise Exit(f"error: there is no image {ref} here yet. Build it first: `inv build`.")
@@ -585,8 +590,7 @@ def run(c, cmd=None):
     _engine(c)
     ref = _image_ref(c)
     _require_image(c, ref)
-    runner = ["run", "--rm", "--pull", "never", "--label", f"{ROLE}=run", ref]
-    result = _docker(c, *runner, *argv, echo=True, warn=True)
+    result = _docker(c, *_container_of(ref), *argv, echo=True, warn=True)
     if result.failed:
         raise Exit(f"{ref} exited with {result.exited}", code=result.exited)
 
@@ -610,8 +614,7 @@ def smoke(c, image=None):
         ("show-deps",): [f"polars {_pinned('polars')}", "blue 6", "red 9"],
     }
     for argv, expected in checks.items():
-        runner = ["run", "--rm", "--pull", "never", "--label", f"{ROLE}=run", ref]
-        result = _docker(c, *runner, *argv, hide=True, warn=True)
+        result = _docker(c, *_container_of(ref), *argv, hide=True, warn=True)
         if c.config.run.dry:  # shown, not run: there is nothing to check
             continue
         missing = [text for text in expected if text not in result.stdout]

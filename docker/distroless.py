@@ -30,12 +30,11 @@ UNNEEDED = re.compile(
 LDD_PATH = re.compile(r"(/\S+) \(0x[0-9a-f]+\)$", re.MULTILINE)
 
 
-def copy(src: Path, rootfs: Path) -> Path:
+def copy(src: Path, rootfs: Path) -> None:
     """Copy SRC to the same path under ROOTFS, following every link on the way."""
     dst = rootfs / src.relative_to("/")
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
-    return dst
 
 
 def interpreter(venv: Path, rootfs: Path) -> None:

@@ -50,6 +50,15 @@ def project_things() -> tuple[list[str], list[str]]:
     return containers.stdout.split(), images.stdout.split()
 
 
+def structure_test(ref: str, runtime: str) -> subprocess.CompletedProcess:
+    """container-structure-test on REF: what every runtime promises, and the distroless extras."""
+    configs = ["runtime.yaml", "distroless.yaml"] if runtime == "distroless" else ["runtime.yaml"]
+    structure = Path(__file__).parent / "structure"
+    flags = [flag for name in configs for flag in ("--config", str(structure / name))]
+    tool = Path(sys.executable).parent / "container-structure-test"
+    return subprocess.run([tool, "test", "--image", ref, *flags], capture_output=True, text=True)
+
+
 def wait_until(condition, timeout: float = 30.0, step: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

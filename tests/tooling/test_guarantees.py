@@ -18,9 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import ROLE, ROOT, VERSION, docker, image_id, inv, last_line, project_things
-
-STRUCTURE = Path(__file__).parent / "structure"
+from support import (
+    ROLE,
+    ROOT,
+    VERSION,
+    docker,
+    image_id,
+    inv,
+    last_line,
+    project_things,
+    structure_test,
+)
 
 
 def test_lint_passes_and_every_ignored_rule_says_why():
@@ -35,14 +43,7 @@ def test_lint_passes_and_every_ignored_rule_says_why():
 @pytest.mark.docker
 def test_the_image_has_the_promised_structure(image):
     """2. container-structure-test: user, entrypoint, labels, commands, and what is absent."""
-    configs = ["runtime.yaml"]
-    if image.env["INVOKE_DOCKER_RUNTIME"] == "distroless":
-        configs.append("distroless.yaml")
-    flags = [flag for name in configs for flag in ("--config", str(STRUCTURE / name))]
-    tool = Path(sys.executable).parent / "container-structure-test"
-    checked = subprocess.run(
-        [tool, "test", "--image", image.ref, *flags], capture_output=True, text=True
-    )
+    checked = structure_test(image.ref, image.env["INVOKE_DOCKER_RUNTIME"])
     assert checked.returncode == 0, checked.stdout[-4000:]
     assert "Failures:    0" in checked.stdout
 

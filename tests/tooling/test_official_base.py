@@ -6,12 +6,10 @@ built on it must keep every promise it keeps on Debian's own python3.
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import ROLE, VERSION, docker, image_id, inv
+from support import ROLE, VERSION, docker, image_id, inv, structure_test
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -46,16 +44,7 @@ def test_the_runtime_keeps_its_promises_on_an_official_like_base(official_like, 
         greeted = docker("run", "--rm", ref, "say-hello", "--name", "alice")
         assert greeted.stdout == "Hello alice!\n"
         assert "  blue 6\n  red 9\n" in docker("run", "--rm", ref, "show-deps").stdout
-        configs = (
-            ["runtime.yaml", "distroless.yaml"] if runtime == "distroless" else ["runtime.yaml"]
-        )
-        flags = [
-            flag for config in configs for flag in ("--config", str(HERE / "structure" / config))
-        ]
-        tool = Path(sys.executable).parent / "container-structure-test"
-        checked = subprocess.run(
-            [tool, "test", "--image", ref, *flags], capture_output=True, text=True
-        )
+        checked = structure_test(ref, runtime)
         assert checked.returncode == 0, checked.stdout[-4000:]
     finally:
         docker("image", "rm", "--force", ref, f"{name}:latest", check=False)
