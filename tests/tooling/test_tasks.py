@@ -17,8 +17,11 @@ from invoke import Config, Exit, MockContext, Result
 from support import ROOT
 
 import tasks
+from tooling import bootstrap, engine, sbom, secrets
 
 PIP_CERT = f"{sys.executable} -m pip config get global.cert"
+PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
+PYPI = f"{sys.executable} -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)'"
 ENGINE = "docker version --format '{{.Server.Version}}'"
 
 
@@ -30,20 +33,36 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for variable in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL"):
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(secrets, "_pip_settings", {})  # what pip says is asked anew each test
+    # A docker CLI is on PATH, as far as the tasks can tell; the engine answers as each test says.
+    which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name: "/usr/bin/docker" if name == "docker" else which(name)
+    )
     return tmp_path
 
 
 def context(run: dict, **config) -> MockContext:
-    """A MockContext with the project's defaults (plus CONFIG) that answers RUN's commands."""
+    """A MockContext with the project's defaults (plus CONFIG) that answers RUN's commands.
+
+    pip has no index or CA bundle of its own configured, and names PyPI's simple index.
+    """
     overrides = tasks.ns.configuration()
     for key, value in config.items():
         area, _, name = key.partition("_")
         overrides[area] = {**overrides.get(area, {}), name: value}
-    return MockContext(config=Config(overrides=overrides), run=run)
+    pip = {
+        PIP_INDEX: failed(),
+        PIP_CERT: failed(),
+        PYPI: Result(stdout="https://pypi.invalid/simple/\n"),
+    }
+    return MockContext(config=Config(overrides=overrides), run={**pip, **run})
 
 
 def commands(c: MockContext) -> list[str]:
-    return [call.args[0] for call in c.run.call_args_list]
+    """The commands C ran, but for the questions asked of pip (its index, its CA bundle)."""
+    questions = {PIP_INDEX, PIP_CERT, PYPI}
+    return [call.args[0] for call in c.run.call_args_list if call.args[0] not in questions]
 
 
 def failed(code: int = 1, stdout: str = "", stderr: str = "") -> Result:
@@ -53,26 +72,47 @@ def failed(code: int = 1, stdout: str = "", stderr: str = "") -> Result:
 # --- The local flow --------------------------------------------------------------------------
 
 
-VENV_COMMANDS = [
-    "rm -rf .venv",
-    "python3.11 -m venv .venv",
-    "python3.11 -m venv .venv/poetry",
+FIND_PYTHON = "python3.13 -c 'import sys; print(sys.executable)'"
+VENV_COMMANDS = {
+    FIND_PYTHON: Result(stdout="/opt/python/bin/python3.13\n"),
+    "rm -rf .venv": Result(),
+    "/opt/python/bin/python3.13 -m venv .venv": Result(),
+    "/opt/python/bin/python3.13 -m venv .venv/poetry": Result(),
     ".venv/poetry/bin/pip install --quiet "
-    "poetry==2.5.1 poetry-plugin-export==1.10.1 poetry-plugin-pypi-mirror==0.6.5",
-]
+    "poetry==2.5.1 poetry-plugin-export==1.10.1 poetry-plugin-pypi-mirror==0.6.5": Result(),
+}
 
 
 def test_venv_makes_both_environments_and_pins_poetry():
-    """.venv from the configured Python, then poetry, pinned, in an environment of its own."""
-    c = context(dict.fromkeys(VENV_COMMANDS, True))
+    """.venv from python.version's interpreter, then poetry, pinned, in its own environment."""
+    c = context(VENV_COMMANDS)
     tasks.venv(c, force=True)
-    assert commands(c) == VENV_COMMANDS
+    assert commands(c) == list(VENV_COMMANDS)
+
+
+def test_venv_finds_a_python_that_pyenv_has_but_does_not_select(monkeypatch, tmp_path):
+    """pyenv's shim for python3.13 fails unless 3.13 is selected: pyenv's own copy is used."""
+    (tmp_path / "3.13.0" / "bin").mkdir(parents=True)
+    (tmp_path / "3.13.0" / "bin" / "python3.13").touch()
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    python = str(tmp_path / "3.13.0" / "bin" / "python3.13")
+    c = context(
+        {
+            FIND_PYTHON: failed(127, stderr="pyenv: python3.13: command not found"),
+            "pyenv prefix 3.13": Result(stdout=f"{tmp_path / '3.13.0'}\n"),
+            re.compile(r"^(rm|.*pip install)"): Result(),
+            f"{python} -m venv .venv": Result(),
+            f"{python} -m venv .venv/poetry": Result(),
+        }
+    )
+    tasks.venv(c, force=True)
+    assert f"{python} -m venv .venv" in commands(c)
 
 
 def test_venv_keeps_the_mirror_url_off_the_command_line():
     """A mirror URL may hold credentials: it reaches pip through the environment only."""
     mirror = "https://user:secret@mirror.invalid/simple"
-    c = context(dict.fromkeys(VENV_COMMANDS, True), pypi_mirror=mirror)
+    c = context(VENV_COMMANDS, pypi_mirror=mirror)
     tasks.venv(c, force=True)
     assert not any(mirror in command for command in commands(c))
     assert c.run.call_args_list[-1].kwargs["env"] == {"PIP_INDEX_URL": mirror}
@@ -83,7 +123,7 @@ def test_venv_is_a_no_op_when_done(capsys, workdir):
     (workdir / ".venv" / "bin").mkdir(parents=True)
     (workdir / ".venv" / "bin" / "python").touch()
     c = context({})
-    tasks._record(c, "venv", f"python3.11 {c.poetry.requirements}")
+    tasks.stamps.record(c, "venv", f"python3.13 {c.poetry.requirements}")
     tasks.venv(c)
     assert commands(c) == []
     assert "nothing to do" in capsys.readouterr().out
@@ -91,8 +131,17 @@ def test_venv_is_a_no_op_when_done(capsys, workdir):
 
 def test_venv_names_a_missing_python(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(Exit, match=r"python3\.9 is not on PATH.*INVOKE_PYTHON_VERSION"):
-        tasks.venv(context({}, python_version="3.9"), force=True)
+    missing = "python3.9 -c 'import sys; print(sys.executable)'"
+    c = context({missing: failed(127)}, python_version="3.9")
+    with pytest.raises(
+        Exit, match=r"no Python 3\.9 here \(python3\.9 is not on PATH, nor in pyenv"
+    ):
+        tasks.venv(c, force=True)
+
+
+def test_a_python_version_that_is_not_one_is_one_clear_line():
+    with pytest.raises(Exit, match=r"python\.version is '3', not a Python 3 version such as 3\.13"):
+        tasks.venv(context({}, python_version="3"), force=True)
 
 
 POETRY = ".venv/poetry/bin/poetry"
@@ -113,6 +162,42 @@ def test_lock_goes_through_the_mirror_when_one_is_set():
     env = c.run.call_args.kwargs["env"]
     assert env["POETRY_PYPI_MIRROR_URL"] == "https://mirror.invalid/simple"
     assert env["VIRTUAL_ENV"] == str(ROOT / ".venv")
+
+
+def test_poetry_reads_pip_s_own_index_where_no_mirror_is_set(monkeypatch):
+    """PIP_INDEX_URL, else pip's index-url, else PyPI's simple index as pip names it."""
+    c = context({f"{POETRY} check --lock": Result()})
+    tasks.lock(c)
+    assert c.run.call_args.kwargs["env"]["POETRY_PYPI_MIRROR_URL"] == "https://pypi.invalid/simple/"
+    monkeypatch.setenv("PIP_INDEX_URL", "https://index.invalid/simple")
+    (Path(".venv") / "stamps" / "lock").unlink()
+    tasks.lock(c)
+    assert c.run.call_args.kwargs["env"]["POETRY_PYPI_MIRROR_URL"] == "https://index.invalid/simple"
+
+
+def test_lock_moves_requires_python_with_python_version(workdir):
+    """python.version 3.11: requires-python becomes >=3.11,<3.12, and poetry locks for it."""
+    runs = {f"{POETRY} check --lock": failed(), f"{POETRY} lock": Result()}
+    c = context(runs, python_version="3.11")
+    tasks.lock(c)
+    assert 'requires-python = ">=3.11,<3.12"' in (workdir / "pyproject.toml").read_text()
+    assert commands(c)[-1] == f"{POETRY} lock"
+
+
+def test_no_installation_candidates_is_one_line_naming_the_index_and_the_fix():
+    """poetry's hundreds of lines end in one: which index, and which setting to change."""
+    output = "Unable to find installation candidates for polars (2.1.0)\n" * 3
+    c = context(
+        {f"{POETRY} sync --with test,dev": failed(1, stdout=output)},
+        pypi_mirror="https://user:secret@mirror.invalid/simple",
+    )
+    with pytest.raises(Exit) as exit_:
+        tasks.install(c)
+    assert exit_.value.message == (
+        "error: poetry sync failed: poetry found no installation candidates for polars at "
+        "https://mirror.invalid/simple. That index may not serve it, or not be reachable: "
+        "set pypi.mirror (INVOKE_PYPI_MIRROR) to one that does."
+    )
 
 
 def test_a_failing_lock_ends_in_one_line():
@@ -176,10 +261,10 @@ def export_of(group: str) -> str:
 
 def test_export_rewrites_only_what_changed(workdir, capsys):
     body = "fire==0.7.1 \\\n    --hash=sha256:00\n"
-    (workdir / "requirements-test.txt").write_text(tasks._export_header() + body)
+    (workdir / "requirements-test.txt").write_text(tasks.poetry.export_header() + body)
     c = context({export_of("main"): Result(stdout=body), export_of("test"): Result(stdout=body)})
     tasks.export(c)
-    assert (workdir / "requirements.txt").read_text() == tasks._export_header() + body
+    assert (workdir / "requirements.txt").read_text() == tasks.poetry.export_header() + body
     out = capsys.readouterr().out
     assert "wrote requirements.txt" in out
     assert "requirements-test.txt matches poetry.lock: unchanged" in out
@@ -239,15 +324,15 @@ def test_a_cli_without_buildkit_is_told_the_fix():
 
 def test_buildx_is_enough():
     c = docker_context({"docker buildx version": Result(stdout="v0.29")})
-    tasks._buildkit(c)
+    engine.require_buildkit(c)
 
 
 @pytest.fixture
 def build_context(monkeypatch):
     """A context for `build`, with the base, git and the SBOM answered without commands."""
-    monkeypatch.setattr(tasks, "_base", lambda c: "my-project-base:bookworm")
+    monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
     monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc123")
-    monkeypatch.setattr(tasks, "_sbom", lambda c: "my-project.sbom=dist/x.cdx.json sha256:00")
+    monkeypatch.setattr(sbom, "write", lambda c: "my-project.sbom=dist/x.cdx.json sha256:00")
     inspect = "docker image inspect --format"
     c = docker_context(
         {
@@ -257,7 +342,6 @@ def build_context(monkeypatch):
             ],
             f"{inspect} '{{{{.Size}}}}' my-project:0.1.0": Result(stdout="178600000"),
             re.compile(r"^docker build "): Result(),
-            PIP_CERT: failed(),  # pip has no cert setting here
         }
     )
     seen = {}
@@ -278,7 +362,8 @@ BUILD = [
     "docker", "build", "--target", "runtime", "--label", "my-project.role=runtime",
     "--label", "my-project.sbom=dist/x.cdx.json sha256:00",
     "--tag", "my-project:0.1.0", "--tag", "my-project:latest",
-    "--build-arg", "BASE_IMAGE=my-project-base:bookworm",
+    "--build-arg", "BASE_IMAGE=my-project-base:trixie",
+    "--build-arg", "PYTHON_VERSION=3.13",
     "--build-arg", "RUNTIME=distroless",
     "--build-arg", "STRIP=1",
     "--build-arg", "VERSION=0.1.0",
@@ -366,16 +451,16 @@ DEV = "docker container inspect --format '{{index .Config.Labels \"my-project.ro
 
 
 def test_explore_starts_runs_and_removes_its_container(monkeypatch):
-    monkeypatch.setattr(tasks, "_base", lambda c: "my-project-base:bookworm")
+    monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
     start = (
         "docker run --detach --name my-project-dev --label my-project.role=dev"
-        f" --volume {ROOT}:/project:ro --workdir /project my-project-base:bookworm sleep infinity"
+        f" --volume {ROOT}:/project:ro --workdir /project my-project-base:trixie sleep infinity"
     )
     c = docker_context(
         {
             DEV: failed(stderr="No such container"),
             start: Result(),
-            "docker exec my-project-dev python3 -V": Result(stdout="Python 3.11.2"),
+            "docker exec my-project-dev python3 -V": Result(stdout="Python 3.13.5"),
             "docker container rm --force --volumes my-project-dev": Result(),
         }
     )
@@ -388,7 +473,7 @@ def test_explore_starts_runs_and_removes_its_container(monkeypatch):
 
 
 def test_explore_removes_its_container_when_interrupted(monkeypatch):
-    monkeypatch.setattr(tasks, "_base", lambda c: "my-project-base:bookworm")
+    monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
     c = docker_context(
         {
             DEV: failed(),
@@ -506,3 +591,19 @@ def test_push_tags_pushes_pulls_back_by_digest_and_smoke_tests(monkeypatch):
         f"docker tag {repository}@{digest} {throwaway}",
     ]
     assert commands(c)[-1] == f"docker image rm {throwaway}"
+
+
+def test_clean_local_with_no_engine_cleans_the_tree_and_leaves_the_engine(capsys):
+    c = context({re.compile(r"^(rm|find) "): Result(), ENGINE: failed(stderr="Cannot connect")})
+    tasks.clean(c, local=True)
+    assert commands(c)[0].startswith("rm -rf .venv htmlcov dist")
+    assert commands(c)[-1] == ENGINE
+    assert "the work tree is clean, the engine was left alone" in capsys.readouterr().out
+
+
+def test_no_docker_cli_is_one_line_that_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(
+        Exit, match=r"^error: there is no docker CLI `docker` here\..*INVOKE_DOCKER"
+    ):
+        tasks.run(context({}))

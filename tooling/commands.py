@@ -1,0 +1,38 @@
+"""Running commands for the tasks: quiet probes, one-line failures, and user text split safely."""
+
+import shlex
+import sys
+
+from invoke import Context, Exit, Result
+from invoke.exceptions import CommandTimedOut
+
+
+def probe(c: Context, command: str, timeout: int = 30) -> Result:
+    """Run a read-only COMMAND quietly, even under --dry; failure is an answer, not an error."""
+    try:
+        return c.run(command, hide=True, warn=True, dry=False, in_stream=False, timeout=timeout)
+    except CommandTimedOut as timed_out:
+        return timed_out.result
+
+
+def ok(result: Result, what: str, fix: str) -> Result:
+    """Pass RESULT on; when its command failed, end with one line: WHAT failed, how to FIX it."""
+    if result.failed:
+        raise Exit(f"error: {what} failed (exit {result.exited}). {fix}", code=result.exited)
+    return result
+
+
+def split(cmd: str) -> list[str]:
+    """Split user text into arguments like a shell would, without ever running one."""
+    try:
+        return shlex.split(cmd)
+    except ValueError as error:
+        raise Exit(f"error: cannot split --cmd {cmd!r}: {error}. Balance its quotes.") from None
+
+
+def confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise Exit(f"error: {question} needs an answer, and there is no terminal. Add --yes.")
+    return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}

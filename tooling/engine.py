@@ -1,0 +1,84 @@
+"""The Docker Engine: the configured CLI, quiet probes, and one clear line when it cannot serve."""
+
+import shlex
+import shutil
+
+from invoke import Context, Exit, Result
+
+from tooling.commands import probe as _probe
+
+
+def argv(c: Context, *args: str) -> str:
+    """The configured docker CLI with ARGS, as one command line, each argument quoted."""
+    return shlex.join([*shlex.split(c.docker.command), *args])
+
+
+def docker(c: Context, *args: str, **kwargs) -> Result:
+    """Run the configured docker CLI with ARGS, each passed as one argument.
+
+    Only an interactive command reads the terminal (in_stream=sys.stdin): any other would
+    swallow what the user types ahead for the shell that comes next.
+    """
+    return c.run(argv(c, *args), **{"in_stream": False, **kwargs})
+
+
+def probe(c: Context, *args: str) -> Result:
+    return _probe(c, argv(c, *args))
+
+
+def answers(c: Context) -> Result:
+    """Ask the engine its version: the answer's .ok says whether one serves this CLI."""
+    return probe(c, "version", "--format", "{{.Server.Version}}")
+
+
+def require(c: Context) -> None:
+    """End with a clear line when there is no docker CLI, or no Docker Engine answers it."""
+    cli = shlex.split(c.docker.command)[0]
+    if not shutil.which(cli):
+        raise Exit(
+            f"error: there is no docker CLI `{cli}` here. Install Docker (Docker Engine or "
+            "Docker Desktop), or point INVOKE_DOCKER_COMMAND at a docker CLI."
+        )
+    answer = answers(c)
+    if not answer.ok:
+        reason = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise Exit(
+            f"error: no Docker Engine answers ({reason}). Start one (`dockerd &`, or "
+            "`systemctl start docker`) or point DOCKER_HOST at it, then try again."
+        )
+
+
+def require_buildkit(c: Context) -> None:
+    """End with a clear line when the engine is missing or the CLI cannot build with BuildKit."""
+    require(c)
+    if probe(c, "buildx", "version").ok:
+        return
+    client = probe(c, "version", "--format", "{{.Client.Version}}").stdout.strip()
+    major = client.partition(".")[0]
+    # Before 23.0, `docker build` has BuildKit built in; from 23.0 on, only the buildx plugin.
+    if major.isdigit() and int(major) < 23:
+        return
+    raise Exit(
+        f"error: `{c.docker.command}` (client {client}) cannot build with BuildKit, which the "
+        "Dockerfile needs. Install the buildx plugin, or point INVOKE_DOCKER_COMMAND at a CLI "
+        "that has BuildKit (such as Debian's own, /usr/bin/docker)."
+    )
+
+
+def image_id(c: Context, ref: str) -> str | None:
+    return probe(c, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() or None
+
+
+def image_size(c: Context, ref: str) -> str:
+    size = probe(c, "image", "inspect", "--format", "{{.Size}}", ref).stdout.strip()
+    return f"{int(size or 0) / 1e6:.0f} MB"
+
+
+def require_image(c: Context, ref: str) -> None:
+    if not image_id(c, ref):
+        raise Exit(f"error: there is no image {ref} here yet. Build it first: `inv build`.")
+
+
+def ids(c: Context, *args: str) -> list[str]:
+    """The IDs that a `docker ... ls` command lists, each once, in order."""
+    return list(dict.fromkeys(probe(c, *args, "--quiet").stdout.split()))
