@@ -3,7 +3,7 @@
 # rootfs (a distroless tree) -> runtime (what ships: the last stage).
 
 # Every stage starts from one base: a virtual environment remembers its interpreter's path.
-ARG BASE_IMAGE=python:3.11-slim
+ARG BASE_IMAGE=python:3.13-slim
 # distroless: the interpreter and the app on scratch, no shell; slim: the base, for debugging.
 ARG RUNTIME=distroless
 # 0 keeps the native libraries' symbols, for debugging.
@@ -16,6 +16,13 @@ ENV LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1
 
 FROM base AS builder
+# The base must have python.version's Python: the lock, and so the venv, fit that one alone.
+ARG PYTHON_VERSION=3.13
+RUN found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+    [ "$found" = "$PYTHON_VERSION" ] || { \
+        echo "error: the base image has Python $found, not python.version's $PYTHON_VERSION. Set docker.base to a Python $PYTHON_VERSION image, or leave it unset." >&2; \
+        exit 1; \
+    }
 # strip, to shrink the native libraries, is needed here only; the runtime never sees it.
 # hadolint ignore=DL3008 # unpinned: a tool of this throwaway stage, from the base's own release
 RUN set -eux; \
