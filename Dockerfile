@@ -6,10 +6,6 @@
 ARG BASE_IMAGE=python:3.13-slim
 # distroless: the interpreter and the app on scratch, no shell; slim: the base, for debugging.
 ARG RUNTIME=distroless
-# 0 keeps the native libraries' symbols, for debugging.
-ARG STRIP=1
-# 0 leaves bytecode to each start (slower: the runtime cannot write it); for the benchmark.
-ARG COMPILE=1
 
 FROM ${BASE_IMAGE} AS base
 ENV LANG=C.UTF-8 \
@@ -23,14 +19,19 @@ RUN found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
         echo "error: the base image has Python $found, not python.version's $PYTHON_VERSION. Set docker.base to a Python $PYTHON_VERSION image, or leave it unset." >&2; \
         exit 1; \
     }
-# strip, to shrink the native libraries, is needed here only; the runtime never sees it.
-# hadolint ignore=DL3008 # unpinned: a tool of this throwaway stage, from the base's own release
-RUN set -eux; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends \
-        binutils \
-    ; \
-    rm -rf /var/lib/apt/lists/*
+# Debian packages, each installed only where the base lacks it: strip; what the runtime
+# carries (CA certificates, time zones, service names, and docker.runtime_packages); and, for
+# dependencies that build from source, docker.build_packages with gcc and Python's headers.
+ARG RUNTIME_PACKAGES=""
+ARG BUILD_PACKAGES=""
+COPY docker/apt-install /usr/local/bin/
+RUN set -eu; \
+    apt-install docker.runtime_packages binutils ca-certificates netbase tzdata $RUNTIME_PACKAGES; \
+    if [ -n "$BUILD_PACKAGES" ]; then \
+        include="$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')"; \
+        headers="$([ -f "$include/Python.h" ] || echo python3-dev)"; \
+        apt-install docker.build_packages gcc libc6-dev $headers $BUILD_PACKAGES; \
+    fi
 # pip lives in an environment of its own, so that the app's environment never holds it.
 RUN python3 -m venv /opt/pip \
     && python3 -m venv --without-pip /opt/venv
@@ -38,16 +39,21 @@ COPY docker/pip-install docker/layer /usr/local/bin/
 # Dependencies change less often than the source, so they come first and stay cached.
 COPY requirements.txt /tmp/
 # Hashes are checked; the CA bundle and index URL are secrets that reach this step only.
+# pip's cache keeps the wheels it built from sdists: a rebuild compiles nothing.
 RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
     pip-install /tmp/requirements.txt
-ARG STRIP
-ARG COMPILE
-# Native libraries ship with their symbols: stripped, polars' runtime loses a quarter of its size.
+# 0 keeps the native libraries' symbols, for debugging.
+ARG STRIP=1
+# 0 leaves bytecode to each start (slower: the runtime cannot write it); for the benchmark.
+ARG COMPILE=1
+COPY docker/elf.py docker/strip.py /opt/build/
+# Native libraries ship with their symbols: stripped, polars' engine loses a quarter of its
+# size. A library that stripping would break (one that patchelf rewrote) stays as it was.
 # Bytecode is compiled once, here, instead of at every start of a container that cannot write it.
 RUN set -eu; \
-    if [ "$STRIP" = 1 ]; then find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; fi; \
+    if [ "$STRIP" = 1 ]; then python3 /opt/build/strip.py /opt/venv; fi; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi; \
     layer /opt/venv
 
@@ -55,7 +61,7 @@ RUN set -eu; \
 FROM builder AS app
 COPY main.py /app/
 COPY my_project/ /app/my_project/
-ARG COMPILE
+ARG COMPILE=1
 RUN set -eu; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q --invalidation-mode unchecked-hash /app; fi; \
     layer /app
@@ -72,18 +78,24 @@ COPY pyproject.toml ./
 COPY tests/ tests/
 RUN /opt/venv/bin/python -m pytest -p no:cacheprovider --cov=my_project --cov-fail-under=100 tests
 
-# Only what the interpreter and the app need, gathered for a scratch image.
+# What the interpreter and the app need at run time, native code included, with the dpkg
+# record of every Debian package it takes files from (listed in /rootfs.packages too).
 FROM builder AS rootfs
-COPY docker/distroless.py /tmp/
-RUN python3 /tmp/distroless.py /rootfs /opt/venv
+COPY docker/distroless.py /opt/build/
+ARG RUNTIME_PACKAGES=""
+RUN python3 /opt/build/distroless.py /rootfs /opt/venv $RUNTIME_PACKAGES
 
 FROM scratch AS distroless
 COPY --from=rootfs /rootfs /
 
-# The base with its shell, the same unprivileged user as the distroless tree, and no installer
-# (official Python images carry pip in /usr/local; Debian's python3 has none).
+# The base with its shell, and what the distroless tree adds to it: the Debian packages it
+# takes files from (libpq5 for psycopg2, say), installed, and the same unprivileged user. No
+# installer: official Python images carry pip in /usr/local; Debian's python3 has none.
 FROM base AS slim
-RUN set -eux; \
+RUN --mount=type=bind,from=rootfs,source=/rootfs.packages,target=/tmp/packages \
+    --mount=type=bind,source=docker/apt-install,target=/usr/local/bin/apt-install \
+    set -eu; \
+    xargs --no-run-if-empty apt-install docker.runtime_packages < /tmp/packages; \
     groupadd --gid 10001 app; \
     useradd --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app; \
     rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip \

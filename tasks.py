@@ -306,6 +306,8 @@ def build(c, test=False, no_cache=False):
         "BASE_IMAGE": bootstrap.base(c),
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
+        "BUILD_PACKAGES": c.docker.build_packages,
+        "RUNTIME_PACKAGES": c.docker.runtime_packages,
         "STRIP": "1" if c.docker.strip else "0",
         "VERSION": VERSION,
         "REVISION": (_git(c, "rev-parse", "HEAD") or "unknown") + dirty,
@@ -322,15 +324,18 @@ def build(c, test=False, no_cache=False):
             c, *argv, *flags, ".", env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True
         )
     if result.failed:
-        raise Exit(
-            f"error: the build failed (exit {result.exited}) at the step shown above; "
-            f"{tags[0]} still holds what it held before.",
-            code=result.exited,
-        )
+        # A step that fails for a reason the user can fix says so in one sentence: repeat it.
+        said = STEP_ERROR.findall(result.stdout + result.stderr)
+        reason = said[-1] if said else "error: the build failed at the step shown above."
+        raise Exit(f"{reason} ({tags[0]} still holds what it held before.)", code=result.exited)
     state = (
         "unchanged: every layer was cached" if engine.image_id(c, tags[0]) == before else "built"
     )
     print(f"{' and '.join(tags)}: {state}, {engine.image_size(c, tags[0])}")
+
+
+# A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
+STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ (error: .+\.)$", re.MULTILINE)
 
 
 def _container_of(ref: str) -> list[str]:
@@ -554,6 +559,12 @@ ns.configure(
             "bootstrap": True,  # when the base cannot be pulled, bootstrap one from Debian
             "runtime": "distroless",  # or "slim": the base with a shell, for debugging
             "strip": True,  # False keeps the native libraries' symbols, for debugging
+            # Debian packages that dependencies without a wheel need to build (their headers
+            # and tools, such as libpq-dev): gcc and Python's headers come with them.
+            "build_packages": "",
+            # Debian packages the runtime carries beyond what it finds itself: a library
+            # that a dependency opens by name, say.
+            "runtime_packages": "",
         },
         "registry": {"url": None, "push": False},
     }

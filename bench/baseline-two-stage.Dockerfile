@@ -1,9 +1,16 @@
-# Baseline (b) of `inv bench`: the usual two-stage image, from the same base and requirements.
-# A builder installs the dependencies into a venv; a fresh stage of the same base copies the
-# venv and the app. No stripping, no bytecode tricks, no distroless tree.
-ARG BASE_IMAGE=python:3.11-slim
+# Baseline (b) of `inv bench` and of the corpus: the usual two-stage image, from the same base
+# and requirements. A builder installs the dependencies into a venv (with a compiler and the
+# headers in BUILD_PACKAGES, where some build from source); a fresh stage of the same base
+# copies the venv and the app. No stripping, no bytecode tricks, no distroless tree.
+ARG BASE_IMAGE=python:3.13-slim
 
 FROM ${BASE_IMAGE} AS builder
+ARG BUILD_PACKAGES=""
+# hadolint ignore=DL3008 # unpinned: what a plain build would do, from the base's own release
+RUN if [ -n "$BUILD_PACKAGES" ]; then \
+        apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev $BUILD_PACKAGES \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 COPY requirements.txt /tmp/
 RUN --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \

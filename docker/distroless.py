@@ -1,126 +1,349 @@
 """Gather what the app needs at run time into a root filesystem for a `FROM scratch` stage.
 
-Usage: python3 distroless.py ROOTFS VENV
+Usage: python3 distroless.py ROOTFS VENV [PACKAGE ...]
 
-The tree holds the interpreter of VENV, the parts of its standard library that a
-command-line app can need (compiled, without sources), the shared libraries that
-all of these link, CA certificates and an unprivileged user: no shell, no package
-manager, no compiler. It works for any Debian-based Python image: Debian's own
-python3 in /usr and the official images' build in /usr/local alike.
+It also writes ROOTFS.packages: NAME=VERSION of each Debian package it takes files from,
+what a runtime on the base itself must install to hold the same.
+
+The tree holds no shell, no package manager and no compiler, but all that the app's code,
+native code included, needs at run time:
+- the interpreter of VENV and its standard library, compiled, without sources, tests, the
+  parts that need a display (Tk, IDLE) and ensurepip (which would bring pip back);
+- every shared library that the interpreter, the standard library or the venv links, found
+  where the loader finds it (RPATH, RUNPATH and $ORIGIN, ld.so.conf), with the rest of its
+  Debian package, for what such libraries load by name: OpenSSL's engines, Kerberos' plugins,
+  the C library's NSS modules. glibc's gconv modules (8 MB) come when something calls iconv;
+- what no linker reports, found where the standard library and the C library look for it:
+  the CA certificates where OpenSSL looks, the time zones of zoneinfo's TZPATH, the services
+  and protocols of netdb, ldconfig and its cache (for ctypes.util.find_library), os-release;
+- each PACKAGE (a Debian package of the builder) with what it links: what no detection can
+  know, such as a library that a dependency opens by name;
+- for every Debian package that it takes files from, that package's dpkg record, as Google's
+  distroless images write them (var/lib/dpkg/status.d/NAME, and NAME.md5sums listing the
+  files the tree holds), so that scanners and SBOM tools see each package and its files;
+- an unprivileged user and a writable /tmp.
+
+It works for any Debian-based Python image: Debian's own python3 in /usr and the official
+images' build in /usr/local alike, on any architecture.
 """
 
 import compileall
+import glob
+import hashlib
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
+import elf
+
 UID = GID = 10001
-# Development, GUI and terminal parts of the standard library, which the app never imports.
-UNNEEDED = re.compile(
-    r"^(__pycache__|config-.*|curses|dbm|distutils|ensurepip|idlelib|idle_test|lib2to3|pydoc_data"
-    r"|site-packages|dist-packages|tests?|tkinter|turtledemo|venv"
-    r"|_curses|_curses_panel|_dbm|_gdbm|_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*"
-    r"|nis|ossaudiodev|readline|turtle)\b"
+# Parts of the standard library that no app in a container uses: the test suite, what needs
+# a display, ensurepip (which would bring pip back), and the static library with its config.
+LEFT_OUT = re.compile(
+    r"^(__pycache__|config-.*|ensurepip|idlelib|idle_test|site-packages|dist-packages|tests?"
+    r"|tkinter|turtle\.py|turtledemo|_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*)\b"
 )
-# A line of ldd's output names a library it found as "/path/to/lib.so (0x...)".
-LDD_PATH = re.compile(r"(/\S+) \(0x[0-9a-f]+\)$", re.MULTILINE)
+# What a runtime has no use for in a package: documentation, and programs (no tools at all).
+NOT_CARRIED = re.compile(r"^/usr/share/(doc|man|info|lintian|bug|locale)/|/(s?bin|libexec)/")
+GCONV = re.compile(r"/gconv/")
+# The packages that every Debian system has: carried only where something links them.
+BASE_SYSTEM = re.compile(r"^(Priority: required|Essential: yes)$", re.MULTILINE)
+# Files that packages make when they are installed, listed by none: the package they belong to.
+MADE_BY = {"/etc/ssl/certs/ca-certificates.crt": "ca-certificates"}
+DPKG = Path("/var/lib/dpkg")
 
 
-def copy(src: Path, rootfs: Path) -> None:
-    """Copy SRC to the same path under ROOTFS, following every link on the way."""
-    dst = rootfs / src.relative_to("/")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)
+def canonical(path: Path) -> Path:
+    """PATH with its folders' links resolved (/lib/x.so -> /usr/lib/x.so), not its own."""
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
-def interpreter(venv: Path, rootfs: Path) -> None:
-    """Copy the interpreter that VENV runs, and the links that name it (python3 -> python3.11)."""
+class Tree:
+    """The root filesystem, and where each of its files comes from."""
+
+    def __init__(self, root: Path, owners: dict[Path, str], records: dict[str, str]) -> None:
+        self.root, self.owners, self.records = root, owners, records
+        self.contents: dict[str, list[Path]] = {}  # each package: the paths it lists
+        for path, package in owners.items():
+            self.contents.setdefault(package, []).append(path)
+        self.files: dict[Path, str | None] = {}  # each regular file: the package it is of
+        self.seen: set[Path] = set()
+        self.carried: set[str] = set()
+
+    def place(self, path: Path) -> list[Path]:
+        """Copy PATH to its own place in the tree: links as links, with what they point to,
+        folders with all they hold. Return the regular files that are new to the tree."""
+        path = canonical(path)
+        if path in self.seen or not os.path.lexists(path):
+            return []
+        self.seen.add(path)
+        target = self.root / path.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            link = os.readlink(path)
+            target.symlink_to(link)
+            return self.place(path.parent / link)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+            return [new for child in sorted(path.iterdir()) for new in self.place(child)]
+        shutil.copy2(path, target)
+        self.files[path] = self.owners.get(path) or MADE_BY.get(str(path))
+        return [path]
+
+    def carry(self, name: str, gconv: bool = False) -> list[Path]:
+        """Place the files of package NAME that a runtime can use (gconv modules only if
+        GCONV), and those of what it depends on, but for the base system (Priority: required),
+        which comes only where something links it. Return the regular files new to the tree."""
+        if name not in self.records:
+            raise SystemExit(f"error: there is no package {name} in the builder to carry.")
+        package = field(self.records[name], "Package")
+        if package in self.carried and not gconv:
+            return []
+        self.carried.add(package)
+        new = []
+        for dependency in self.dependencies(package):
+            if not BASE_SYSTEM.search(self.records[dependency]):
+                new += self.carry(dependency)
+        for path in self.contents.get(package, []):
+            carried = not path.is_dir() and not NOT_CARRIED.search(str(path))
+            if carried and (gconv or not GCONV.search(str(path))):
+                new += self.place(path)
+        return new
+
+    def dependencies(self, package: str) -> list[str]:
+        """What PACKAGE depends on, as installed: of each choice, the first one installed."""
+        record = self.records[package]
+        found = []
+        for choice in f"{field(record, 'Pre-Depends')},{field(record, 'Depends')}".split(","):
+            names = [
+                re.match(r"\s*([\w.+-]*)", alternative)[1] for alternative in choice.split("|")
+            ]
+            found += [name for name in names if name in self.records][:1]
+        return found
+
+
+def packages() -> tuple[dict[Path, str], dict[str, str]]:
+    """dpkg's database: the package of every file it lists, and every installed package's
+    record, by its name and by each name it provides (libmagic1 -> libmagic1t64's)."""
+    owners, folders = {}, {}
+    for listing in sorted((DPKG / "info").glob("*.list")):
+        package = listing.stem.partition(":")[0]
+        for line in listing.read_text().splitlines():
+            path = Path(line)
+            if path.parent not in folders:
+                folders[path.parent] = Path(os.path.realpath(path.parent))
+            owners.setdefault(folders[path.parent] / path.name, package)
+    records = {}
+    for stanza in (DPKG / "status").read_text().split("\n\n"):
+        name = re.search(r"^Package: (\S+)$", stanza, re.MULTILINE)
+        if name and re.search(r"^Status: .* installed$", stanza, re.MULTILINE):
+            # As in a package's control file, which is what distroless writes: no dpkg state.
+            kept = [line for line in stanza.splitlines() if not line.startswith("Status:")]
+            record = re.sub(r"\nConffiles:\n( .*\n?)*", "\n", "\n".join(kept) + "\n")
+            records[name[1]] = record
+            for provided in re.findall(r"([\w.+-]+)(?: \([^)]*\))?", field(record, "Provides")):
+                records.setdefault(provided, record)
+    return owners, records
+
+
+def field(record: str, name: str) -> str:
+    found = re.search(rf"^{name}: (.*)$", record, re.MULTILINE)
+    return found[1] if found else ""
+
+
+class Loader:
+    """Finds shared libraries where glibc's loader does: RPATH, RUNPATH, ld.so.conf, defaults."""
+
+    def __init__(self) -> None:
+        self.folders = [
+            *self.configured("/etc/ld.so.conf"),
+            "/lib",
+            "/usr/lib",
+            "/lib64",
+            "/usr/lib64",
+        ]
+
+    def configured(self, conf: str) -> list[str]:
+        folders = []
+        for line in Path(conf).read_text().splitlines() if Path(conf).is_file() else []:
+            line = line.partition("#")[0].strip()
+            if line.startswith("include "):
+                for included in sorted(glob.glob(line.split(None, 1)[1])):
+                    folders += self.configured(included)
+            elif line:
+                folders.append(line)
+        return folders
+
+    def find(self, name: str, needer: elf.Elf) -> Path | None:
+        origin = str(needer.path.parent)
+        rpath = [] if needer.runpath else needer.rpath
+        for folder in [*rpath, *needer.runpath, *self.folders]:
+            candidate = Path(folder.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)) / name
+            if elf.machine(candidate) == needer.machine:
+                return candidate
+        return None
+
+
+def interpreter(venv: Path, tree: Tree) -> Path:
+    """Place the interpreter that VENV runs, and the links that name it (python3 -> python3.13)."""
     path = venv / "bin" / "python"
-    while path.is_symlink():
-        target = os.readlink(path)
-        if not path.is_relative_to(venv):
-            link = rootfs / path.relative_to("/")
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(target)
-        path = Path(os.path.normpath(path.parent / target))
-    copy(path, rootfs)
+    while path.is_symlink() and path.is_relative_to(venv):
+        path = Path(os.path.normpath(path.parent / os.readlink(path)))
+    tree.place(path)
+    return path
 
 
-def standard_library(rootfs: Path) -> None:
-    """Copy the standard library without the unneeded parts, then keep bytecode only."""
+def standard_library(tree: Tree) -> Path:
+    """Place the standard library, without what no app uses; its sources become bytecode."""
     stdlib = Path(sysconfig.get_path("stdlib"))
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        return {name for name in names if UNNEEDED.match(name)}
-
-    target = rootfs / stdlib.relative_to("/")
-    shutil.copytree(stdlib, target, ignore=ignore)
+    for folder, names, files in os.walk(stdlib):
+        names[:] = [name for name in names if not LEFT_OUT.match(name)]
+        for name in files:
+            if not LEFT_OUT.match(name):
+                source = Path(folder) / name
+                target = tree.root / source.relative_to("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)  # a link (sitecustomize.py) becomes what it names
+                tree.files[source] = tree.owners.get(canonical(source))
     # Bytecode beside each module (legacy layout) lets Python import it without the source.
-    compileall.compile_dir(target, quiet=1, legacy=True, workers=0, optimize=0)
+    target = tree.root / stdlib.relative_to("/")
+    # ddir: tracebacks name the module where it runs (/usr/lib/...), not where it was compiled.
+    compileall.compile_dir(target, ddir=stdlib, quiet=1, legacy=True, workers=0, optimize=0)
     for source in target.rglob("*.py"):
         source.unlink()
+        path = Path("/") / source.relative_to(tree.root)
+        tree.files[path.with_suffix(".pyc")] = tree.files.pop(path, None)
+    return stdlib
 
 
-def shared_libraries(rootfs: Path, venv: Path) -> None:
-    """Copy every shared library that the interpreter or an extension module links."""
-    files = [*rootfs.rglob("*"), *venv.rglob("*")]
-    binaries = [path for path in files if path.is_file() and not path.is_symlink() and is_elf(path)]
-    needed = set()
-    for binary in binaries:
-        ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False)
-        needed.update(LDD_PATH.findall(ldd.stdout))
-    for library in sorted(needed):
-        if not (rootfs / library.lstrip("/")).exists():
-            copy(Path(library), rootfs)
-    # The loader finds libraries outside its default folders (/usr/local/lib) through this cache.
-    shutil.copytree("/etc/ld.so.conf.d", rootfs / "etc/ld.so.conf.d", dirs_exist_ok=True)
-    copy(Path("/etc/ld.so.conf"), rootfs)
-    subprocess.run(["ldconfig", "-r", rootfs], check=True)
+def unlinked(tree: Tree) -> None:
+    """Place what native code reads but no linker reports, where its readers look for it."""
+    paths = ssl.get_default_verify_paths()
+    # OpenSSL's own folder: its CA file and folder (Python's ssl loads them), and its config.
+    tree.place(Path(paths.openssl_cafile))
+    tree.place(Path(paths.openssl_capath))
+    tree.place(Path(paths.openssl_cafile).parent / "openssl.cnf")
+    # zoneinfo's time zones: the first folder of TZPATH that exists.
+    zones = [Path(folder) for folder in (sysconfig.get_config_var("TZPATH") or "").split(":")]
+    tree.place(next((folder for folder in zones if folder.is_dir()), Path("/usr/share/zoneinfo")))
+    # netdb (socket.getservbyname, getprotobyname), and which distribution the records are of.
+    for path in ("/etc/services", "/etc/protocols", "/etc/os-release"):
+        tree.place(Path(path))
+    # ctypes.util.find_library runs `/sbin/ldconfig -p`, which reads the cache made below.
+    for path in ("/sbin/ldconfig", "/etc/ld.so.conf", "/etc/ld.so.conf.d"):
+        tree.place(Path(path))
 
 
-def is_elf(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(4) == b"\x7fELF"
+def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
+    """Place every library that an ELF file of the tree or the venv links, with its package."""
+    loader = Loader()
+    pending = [
+        path for path in [*tree.files, *venv.rglob("*")] if path.is_file() and elf.is_elf(path)
+    ]
+    for package in extra:
+        pending += tree.carry(package)
+    gconv, done = False, set()
+    while pending:
+        path = pending.pop()
+        if path in done or not elf.is_elf(path):
+            continue
+        done.add(path)
+        found = elf.read(path)
+        gconv = gconv or "iconv_open" in found.imports
+        if found.interpreter:
+            pending += tree.place(Path(found.interpreter))
+        for name in found.needed:
+            library = loader.find(name, found)
+            if library is None:
+                print(
+                    f"warning: {path} needs {name}, which is nowhere the loader looks",
+                    file=sys.stderr,
+                )
+                continue
+            if library.resolve().is_relative_to(venv):  # a wheel's own: the venv's layer has it
+                pending.append(library.resolve())
+                continue
+            pending += tree.place(library)
+            package = tree.owners.get(canonical(library.resolve()))
+            if package:
+                pending += tree.carry(package)
+        if not pending and gconv:  # iconv opens gconv modules by name: glibc's, as it has them
+            libc = loader.find("libc.so.6", found) or Path("/lib/libc.so.6")
+            pending += tree.carry(tree.owners.get(canonical(libc.resolve()), "libc6"), gconv=True)
+            gconv = False
 
 
-def system_files(rootfs: Path) -> None:
-    """CA certificates, an unprivileged user, a writable /tmp, and the engine's mount points."""
-    copy(Path("/etc/ssl/certs/ca-certificates.crt"), rootfs)
-    etc = rootfs / "etc"
+def system_files(tree: Tree) -> None:
+    """An unprivileged user, a writable /tmp, the engine's mount points, the loader's cache."""
+    root = tree.root
+    for link in Path("/").iterdir():  # merged /usr: /lib -> usr/lib, /bin -> usr/bin, ...
+        if link.is_symlink() and not (root / link.name).exists():
+            (root / link.name).symlink_to(os.readlink(link))
+    etc = root / "etc"
     users = f"root:x:0:0:root:/root:/sbin/nologin\napp:x:{UID}:{GID}::/home/app:/sbin/nologin\n"
     (etc / "passwd").write_text(users)
     (etc / "group").write_text(f"root:x:0:\napp:x:{GID}:\n")
-    home = rootfs / "home" / "app"
+    home = root / "home" / "app"
     home.mkdir(parents=True)
     os.chown(home, UID, GID)
-    tmp = rootfs / "tmp"
+    tmp = root / "tmp"
     tmp.mkdir()
     tmp.chmod(0o1777)
     # Made here, so that a RUN in the scratch stage finds them and its layer stays empty.
     for folder in ("dev", "proc", "sys"):
-        (rootfs / folder).mkdir()
+        (root / folder).mkdir()
     for name in ("hosts", "hostname", "resolv.conf"):
         (etc / name).touch()
+    subprocess.run(["ldconfig", "-r", root], check=True)
 
 
-def reproducible(rootfs: Path) -> None:
+def records(tree: Tree, stanzas: dict[str, str]) -> None:
+    """The dpkg record of each package that the tree holds files of, with those files' md5;
+    and, beside the tree, the list of those packages with their versions."""
+    held: dict[str, list[Path]] = {}
+    for path, package in tree.files.items():
+        if package:
+            held.setdefault(package, []).append(path)
+    folder = tree.root / "var/lib/dpkg/status.d"
+    folder.mkdir(parents=True)
+    for package, paths in sorted(held.items()):
+        (folder / package).write_text(stanzas.get(package, f"Package: {package}\n"))
+        sums = []
+        for path in sorted(paths):
+            digest = hashlib.md5((tree.root / path.relative_to("/")).read_bytes()).hexdigest()  # noqa: S324
+            sums.append(f"{digest}  {path.relative_to('/')}\n")
+        (folder / f"{package}.md5sums").write_text("".join(sums))
+    versions = [
+        re.search(r"^Version: (\S+)$", stanzas.get(name, ""), re.MULTILINE) for name in held
+    ]
+    listed = [
+        f"{name}={version[1]}\n" for name, version in zip(held, versions, strict=True) if version
+    ]
+    tree.root.with_suffix(".packages").write_text("".join(sorted(listed)))
+
+
+def reproducible(root: Path) -> None:
     """Set every time in the tree to the epoch: the same files then make the same layer."""
-    for path in sorted(rootfs.rglob("*"), reverse=True):  # a folder after what it holds
+    for path in sorted(root.rglob("*"), reverse=True):  # a folder after what it holds
         os.utime(path, (0, 0), follow_symlinks=False)
-    os.utime(rootfs, (0, 0))
+    os.utime(root, (0, 0))
 
 
-def main(rootfs: str, venv: str) -> None:
-    root = Path(rootfs)
-    interpreter(Path(venv), root)
-    standard_library(root)
-    system_files(root)
-    shared_libraries(root, Path(venv))
-    reproducible(root)
+def main(rootfs: str, venv: str, *extra: str) -> None:
+    owners, stanzas = packages()
+    tree = Tree(Path(rootfs), owners, stanzas)
+    interpreter(Path(venv), tree)
+    standard_library(tree)
+    unlinked(tree)
+    shared_libraries(tree, Path(venv), list(extra))
+    system_files(tree)
+    records(tree, stanzas)
+    reproducible(tree.root)
 
 
 if __name__ == "__main__":
