@@ -5,13 +5,21 @@ marked `docker` build and run images on a real Docker Engine; `inv test --all` r
 """
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import ROOT, VERSION, docker, inv
+from support import (
+    CORPUS,
+    CORPUS_SETTINGS,
+    VERSION,
+    commit,
+    copy_project,
+    docker,
+    inv,
+    pypi_simple_url,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,20 +83,42 @@ def image(request, engine) -> Image:
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A committed copy of the project to change freely; it shares the real .venv."""
-    copy = tmp_path / "project"
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
-    (copy / ".venv").symlink_to(ROOT / ".venv")
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
-        subprocess.run([*git, *command], cwd=copy, check=True, capture_output=True)
-    return copy
+    return copy_project(tmp_path / "project")
+
+
+@dataclass
+class Corpus:
+    """A copy of the project with the corpus added, and its images, built by `inv build`."""
+
+    folder: Path
+    images: dict[str, Image]  # by runtime: distroless, slim
+
+
+@pytest.fixture(scope="session")
+def corpus(engine, tmp_path_factory) -> Corpus:
+    """The corpus, added to a copy of the project as a user would: `poetry add`, then
+    `inv export` and `inv build`, for each runtime. The copy has its own .venv."""
+    folder = copy_project(tmp_path_factory.mktemp("corpus") / "project", share_venv=False)
+    assert inv("venv", cwd=folder).returncode == 0
+    mirror = os.environ.get("INVOKE_PYPI_MIRROR") or pypi_simple_url()
+    env = {**os.environ, "VIRTUAL_ENV": str(folder / ".venv"), "POETRY_PYPI_MIRROR_URL": mirror}
+    added = subprocess.run(
+        [folder / ".venv/poetry/bin/poetry", "add", "--lock", *CORPUS],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout[-3000:] + added.stderr[-3000:]
+    exported = inv("export", cwd=folder)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    commit(folder, "the corpus")
+    images = {}
+    for runtime in ("distroless", "slim"):
+        name = f"my-project-corpus-{runtime}"
+        env = {**CORPUS_SETTINGS, "INVOKE_DOCKER_RUNTIME": runtime, "INVOKE_DOCKER_IMAGE": name}
+        built = inv("build", cwd=folder, env=env)
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        images[runtime] = Image(ref=f"{name}:{VERSION}", env=env)
+    yield Corpus(folder, images)
+    for image in images.values():
+        docker(
+            "image", "rm", "--force", image.ref, image.ref.replace(VERSION, "latest"), check=False
+        )

@@ -2,16 +2,45 @@
 
 import os
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
 
+import invoke
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = shlex.split(os.environ.get("INVOKE_DOCKER_COMMAND", "docker"))
 ROLE = "my-project.role"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+# The corpus: native dependencies that real apps carry, each for a class of failure.
+CORPUS = [
+    "numpy",  # OpenBLAS, bundled by auditwheel and rewritten by patchelf: strip can break it
+    "pandas",  # C extensions on numpy; time zones
+    "scipy",  # Fortran, with the libgfortran and OpenBLAS its wheel bundles
+    "lxml",  # libxml2 and libxslt, linked statically; legacy encodings
+    "cryptography",  # Rust, and an OpenSSL of its own
+    "pillow",  # a dozen codec libraries in pillow.libs
+    "shapely",  # GEOS, in C++
+    "orjson",  # Rust
+    "pydantic",  # Rust, through PyO3
+    "pyyaml",  # libyaml
+    "msgpack",  # Cython
+    "pyzmq",  # libzmq, found through RPATH $ORIGIN
+    "argon2-cffi",  # cffi and libffi
+    "psycopg2",  # an sdist only: built against libpq-dev; libpq5 and its closure at run time
+    "mysqlclient",  # an sdist only: libmariadb, which loads plugins by name
+    "python-magic",  # opens libmagic by name, through ctypes.util.find_library
+]
+# What the corpus needs of the two settings that native dependencies may ask for.
+CORPUS_SETTINGS = {
+    "INVOKE_DOCKER_BUILD_PACKAGES": "libpq-dev default-libmysqlclient-dev pkg-config",
+    "INVOKE_DOCKER_RUNTIME_PACKAGES": "libmagic1",
+}
 
 
 def docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -31,6 +60,36 @@ def inv(*args: str, cwd: Path = ROOT, env: dict | None = None, **kwargs):
         text=True,
         **kwargs,
     )
+
+
+def copy_project(copy: Path, share_venv: bool = True) -> Path:
+    """A committed copy of the project at COPY: the files git knows of, and (SHARE_VENV) a link
+    to the real .venv; else the copy makes its own .venv, as a fresh clone does."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    if share_venv:
+        (copy / ".venv").symlink_to(ROOT / ".venv")
+    commit(copy, "copy")
+    return copy
+
+
+def commit(folder: Path, message: str) -> None:
+    """Commit everything in FOLDER, a git repository made if there is none."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    commands = [["add", "-A"], ["commit", "-q", "--allow-empty", "-m", message]]
+    if not (folder / ".git").exists():
+        commands.insert(0, ["init", "-q"])
+    for command in commands:
+        subprocess.run([*git, *command], cwd=folder, check=True, capture_output=True)
 
 
 def last_line(result: subprocess.CompletedProcess) -> str:
@@ -66,3 +125,27 @@ def wait_until(condition, timeout: float = 30.0, step: float = 0.2) -> bool:
             return True
         time.sleep(step)
     return False
+
+
+def context() -> invoke.Context:
+    """An invoke Context with the project's configuration, INVOKE_* variables included, as
+    `inv` makes it: for the tooling's own mechanics (tooling/) in a test."""
+    import tasks  # here: importing it moves the process to the project root
+
+    config = invoke.Config(project_location=str(ROOT))
+    config.load_collection(tasks.ns.configuration())
+    config.load_shell_env()
+    return invoke.Context(config)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pypi_simple_url() -> str:
+    """PyPI's simple index, as pip names it: read at run time, never written down."""
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,15 +15,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from support import VERSION, docker, image_id, inv, last_line, wait_until
+from support import VERSION, docker, free_port, image_id, inv, last_line, wait_until
 
 pytestmark = pytest.mark.docker
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _answers(address: str) -> bool:
@@ -42,7 +35,7 @@ def _start_registry(folder: Path, auth: str = ""):
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     config = folder / "config.yml"
     config.write_text(
         "version: 0.1\n"
@@ -126,7 +119,7 @@ def test_push_refuses_a_dirty_tree(registry, project, distroless):
 
 def test_push_to_a_registry_that_is_down(project, distroless):
     """One line that names the registry; no retries; the local image stays."""
-    down = f"127.0.0.1:{_free_port()}/team"
+    down = f"127.0.0.1:{free_port()}/team"
     start = time.monotonic()
     failed = inv("push", cwd=project, env={"INVOKE_REGISTRY_URL": down})
     assert failed.returncode != 0
