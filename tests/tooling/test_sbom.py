@@ -1,0 +1,37 @@
+"""The SBOM that `inv build` makes of each image, from the image itself: what ships is what it
+says. Every ELF file belongs to a component; the OS packages are there, with their versions."""
+
+import pytest
+from support import VERSION, elf_files, image_id, owners, sbom_of
+
+pytestmark = pytest.mark.docker
+
+
+def test_the_sbom_names_the_image_its_python_and_its_os_packages(image):
+    sbom = sbom_of(image.ref)
+    root = sbom["metadata"]["component"]
+    assert (root["type"], root["name"], root["version"]) == ("container", "my-project", VERSION)
+    assert root["hashes"] == [{"alg": "SHA-256", "content": image_id(image.ref).split(":")[1]}]
+    components = {component["name"]: component for component in sbom["components"]}
+    assert {"fire", "polars", "polars-runtime-32", "termcolor"} <= components.keys()
+    for package in ("libc6", "zlib1g", "libsqlite3-0", "libffi8", "libexpat1", "tzdata"):
+        assert components[package]["purl"].startswith(f"pkg:deb/debian/{package}@"), package
+        assert components[package]["version"], package
+    assert any(name.startswith("libssl3") for name in components), "no libssl3"
+
+
+def test_every_elf_file_belongs_to_a_component(image):
+    """0 unattributed: each ELF file of the image is named under the package that holds it."""
+    elves = elf_files(image.ref)
+    assert len(elves) > 20  # the interpreter, its modules, the libraries, polars' engine
+    assert sorted(elves - owners(sbom_of(image.ref)).keys()) == []
+
+
+@pytest.mark.slow
+def test_an_sdist_built_dependency_brings_its_libraries_into_the_sbom(corpus):
+    """psycopg2, built from source: libpq5 and its closure are in the image, and its SBOM."""
+    for image in corpus.images.values():
+        sbom = sbom_of(image.ref, corpus.folder)
+        components = {component["name"]: component for component in sbom["components"]}
+        assert {"libpq5", "libgssapi-krb5-2", "psycopg2", "numpy"} <= components.keys()
+        assert sorted(elf_files(image.ref) - owners(sbom).keys()) == []
