@@ -32,9 +32,8 @@ RUN set -eu; \
         headers="$([ -f "$include/Python.h" ] || echo python3-dev)"; \
         apt-install docker.build_packages gcc libc6-dev $headers $BUILD_PACKAGES; \
     fi
-# pip lives in an environment of its own, so that the app's environment never holds it.
-RUN python3 -m venv /opt/pip \
-    && python3 -m venv --without-pip /opt/venv
+# The app's environment never holds pip: pip-install runs pip from its wheel.
+RUN python3 -m venv --without-pip /opt/venv
 COPY docker/pip-install docker/layer /usr/local/bin/
 # Dependencies change less often than the source, so they come first and stay cached.
 COPY requirements.txt /tmp/
