@@ -23,7 +23,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-from tooling import bootstrap, engine, poetry, pythons, registry, sbom, secrets, stamps
+from tooling import bootstrap, engine, platforms, poetry, pythons, registry, sbom, secrets, stamps
 from tooling.commands import confirm, ok, probe, split
 from tooling.project import EXPORTS, NAME, POETRY, PROJECT, ROLE, ROOT, VENV, VERSION
 
@@ -200,14 +200,15 @@ def lint(c):
 
 @task(help={"force": "Bootstrap the base again, even when one is present."})
 def base(c, force=False):
-    """Make the base image available: pull it, or bootstrap it.
+    """Make the base image of each platform available: pull it, or bootstrap it.
 
     The base is python:VERSION-slim for python.version. Where no registry can be reached, an
     equivalent image is bootstrapped from the Debian release that ships that Python, under a
     local tag; later calls find it at once.
     """
     engine.require(c)
-    print(f"base image: {bootstrap.base(c, force)}")
+    for platform in platforms.wanted(c):
+        print(f"base image for {platform}: {bootstrap.base(c, platform, force)}")
 
 
 @contextmanager
@@ -291,34 +292,83 @@ def _exports_current() -> None:
     },
 )
 def build(c, test=False, no_cache=False):
-    """Build the runtime image (or its test stage) and print its size.
+    """Build the runtime image (or its test stage) for each platform, and print its size.
 
-    The runtime is tagged with the version from pyproject.toml and `latest`, the test stage
-    with `test`. pip's CA bundle and PyPI mirror reach the build as BuildKit secrets.
+    On the engine's own platform, the runtime is tagged with the version from pyproject.toml
+    and `latest`, the test stage `test`; on another (docker.platforms), VERSION-ARCH and
+    test-ARCH. pip's CA bundle and index reach the build as BuildKit secrets. With
+    registry.cache, the build starts from the cache there, and adds to it.
     """
     engine.require_buildkit(c)
     _exports_current()
-    target = "test" if test else "runtime"
-    tags = [_image_ref(c, "test")] if test else [_image_ref(c), _image_ref(c, "latest")]
-    before = engine.image_id(c, tags[0])
-    dirty = "-dirty" if _git(c, "status", "--porcelain") else ""
+    wanted = platforms.wanted(c)
+    for platform in wanted:
+        platforms.require_emulation(c, platform)
+    revision = (_git(c, "rev-parse", "HEAD") or "unknown") + (
+        "-dirty" if _git(c, "status", "--porcelain") else ""
+    )
+    labels = {
+        "VERSION": VERSION,
+        "REVISION": revision,
+        "CREATED": _git(c, "log", "-1", "--format=%cI") or "unknown",
+        "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
+    }
+    for platform in wanted:
+        _build(c, platform, "test" if test else "runtime", labels, no_cache)
+
+
+def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool) -> None:
+    """Build TARGET for PLATFORM, through the registry's cache where there is one."""
+    runtime = target == "runtime"
+    tag = platforms.tag(c, platform, VERSION if runtime else "test")
+    tags = [_image_ref(c, tag)]
+    if runtime and platform == platforms.own(c):
+        tags.append(_image_ref(c, "latest"))
     build_args = {
-        "BASE_IMAGE": bootstrap.base(c),
+        "BASE_IMAGE": bootstrap.base(c, platform),
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
         "RUNTIME_PACKAGES": c.docker.runtime_packages,
         "STRIP": "1" if c.docker.strip else "0",
-        "VERSION": VERSION,
-        "REVISION": (_git(c, "rev-parse", "HEAD") or "unknown") + dirty,
-        "CREATED": _git(c, "log", "-1", "--format=%cI") or "unknown",
-        "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
+        **labels,
     }
-    argv = ["build", "--target", target, "--label", f"{ROLE}={target}"]
-    argv += [] if test else ["--label", f"{NAME}.sbom={sbom.path(c)}"]
-    argv += [flag for tag in tags for flag in ("--tag", tag)]
-    argv += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
-    argv += ["--no-cache"] if no_cache else []
+    common = ["build", "--platform", platform, *(["--no-cache"] if no_cache else [])]
+    common += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
+    cache = registry.cache(c)
+    if cache:  # inline cache: each image pushed there carries what rebuilds its layers
+        refs = {
+            stage: registry.cache_ref(c, cache, stage, platform) for stage in ("builder", target)
+        }
+        common += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+        common += [flag for ref in refs.values() for flag in ("--cache-from", ref)]
+    argv = [*common, "--target", target, "--label", f"{ROLE}={target}"]
+    argv += ["--label", f"{NAME}.sbom={sbom.path(c, tag)}"] if runtime else []
+    argv += [flag for ref in tags for flag in ("--tag", ref)]
+    before = engine.image_id(c, tags[0])
+    log = _docker_build(c, argv, keeps=tags[0])
+    # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
+    if cache and (engine.ran(log) or engine.cache_missed(log)):
+        _docker_build(
+            c,
+            [*common, "--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]],
+        )
+        registry.push_cache(c, refs["builder"], refs["builder"])
+        registry.push_cache(c, tags[0], refs[target])
+    state = (
+        "unchanged: every layer was cached" if engine.image_id(c, tags[0]) == before else "built"
+    )
+    print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
+    if runtime:
+        sbom.write(c, tags[0], sbom.path(c, tag))
+
+
+# A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
+STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ (error: .+\.)$", re.MULTILINE)
+
+
+def _docker_build(c: Context, argv: list[str], keeps: str | None = None) -> str:
+    """Run `docker build ARGV .` with pip's secrets; return its log. A failure ends in one line."""
     with secrets.build_secrets(c) as flags:
         result = engine.docker(
             c, *argv, *flags, ".", env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True
@@ -327,36 +377,41 @@ def build(c, test=False, no_cache=False):
         # A step that fails for a reason the user can fix says so in one sentence: repeat it.
         said = STEP_ERROR.findall(result.stdout + result.stderr)
         reason = said[-1] if said else "error: the build failed at the step shown above."
-        raise Exit(f"{reason} ({tags[0]} still holds what it held before.)", code=result.exited)
-    state = (
-        "unchanged: every layer was cached" if engine.image_id(c, tags[0]) == before else "built"
-    )
-    print(f"{' and '.join(tags)}: {state}, {engine.image_size(c, tags[0])}")
-    if not test:
-        sbom.write(c, tags[0], sbom.path(c))
+        kept = f" ({keeps} still holds what it held before.)" if keeps else ""
+        raise Exit(f"{reason}{kept}", code=result.exited)
+    return result.stdout + result.stderr
 
 
-# A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
-STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ (error: .+\.)$", re.MULTILINE)
-
-
-def _container_of(ref: str) -> list[str]:
+def _container_of(ref: str, platform: str) -> list[str]:
     """`docker run` arguments for one labelled, throwaway container of REF, never pulled."""
-    return ["run", "--rm", "--pull", "never", "--label", f"{ROLE}=run", ref]
+    return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run", ref]
 
 
-@task(help={"cmd": 'The image\'s arguments, as one string: "say-hello --name alice".'})
-def run(c, cmd=None):
+def _platform(c: Context, platform: str | None) -> str:
+    """The platform that --platform names, checked; by default the engine's own."""
+    if platform and not re.fullmatch(r"linux/[a-z0-9]+(/v\d)?", platform):
+        raise Exit(f"error: --platform {platform!r} is not a platform such as linux/arm64.")
+    return platform or platforms.own(c)
+
+
+@task(
+    help={
+        "cmd": 'The image\'s arguments, as one string: "say-hello --name alice".',
+        "platform": "Run the image of this platform, built by `inv build` (default: the engine's).",
+    }
+)
+def run(c, cmd=None, platform=None):
     """Run the image once with --cmd; exit with the container's code.
 
     --cmd is split like a shell would split it, but no shell runs it, here or in the image.
-    Without --cmd, the image prints its usage.
+    Without --cmd, the image prints its usage. Another platform's image runs under emulation.
     """
     argv = split(cmd) if cmd else []
     engine.require(c)
-    ref = _image_ref(c)
+    platform = _platform(c, platform)
+    ref = _image_ref(c, platforms.tag(c, platform, VERSION))
     engine.require_image(c, ref)
-    result = engine.docker(c, *_container_of(ref), *argv, echo=True, warn=True)
+    result = engine.docker(c, *_container_of(ref, platform), *argv, echo=True, warn=True)
     if result.failed:
         raise Exit(f"{ref} exited with {result.exited}", code=result.exited)
 
@@ -369,18 +424,24 @@ def _pinned(distribution: str) -> str:
     raise Exit(f"error: requirements.txt pins no {distribution}. Run `inv export`.")
 
 
-@task(help={"image": "The image to check (default: the runtime image of this version)."})
-def smoke(c, image=None):
+@task(
+    help={
+        "image": "The image to check (default: the runtime image of this version).",
+        "platform": "Check the image of this platform (default: the engine's own).",
+    }
+)
+def smoke(c, image=None, platform=None):
     """Check what show-deps and say-hello print in the image."""
-    ref = image or _image_ref(c)
     engine.require(c)
+    platform = _platform(c, platform)
+    ref = image or _image_ref(c, platforms.tag(c, platform, VERSION))
     engine.require_image(c, ref)
     checks = {
         ("say-hello", "--name", "alice"): ["Hello alice!"],
         ("show-deps",): [f"polars {_pinned('polars')}", "blue 6", "red 9"],
     }
     for argv, expected in checks.items():
-        result = engine.docker(c, *_container_of(ref), *argv, hide=True, warn=True)
+        result = engine.docker(c, *_container_of(ref, platform), *argv, hide=True, warn=True)
         if c.config.run.dry:  # shown, not run: there is nothing to check
             continue
         missing = [text for text in expected if text not in result.stdout]
@@ -464,7 +525,9 @@ def bench(c, runs=21):
 def push(c, allow_dirty=False):
     """Push the image, pull it back by digest, and smoke-test it.
 
-    Tags: the version, the short git revision and `latest`, under registry.url.
+    Tags: the version, the short git revision and `latest`, under registry.url. With several
+    platforms, each one's image goes first (VERSION-ARCH), and the three tags name a
+    manifest list of them all; every platform is pulled back from it and smoke-tested.
     """
     _push(c, allow_dirty)
 
@@ -482,27 +545,68 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
             "error: the work tree has uncommitted changes, so the revision tag would name a commit "
             "that is not what was built. Commit them, or pass --allow-dirty."
         )
-    source = _image_ref(c)
-    engine.require_image(c, source)
+    sources = {
+        platform: _image_ref(c, platforms.tag(c, platform, VERSION))
+        for platform in platforms.wanted(c)
+    }
+    for source in sources.values():
+        engine.require_image(c, source)
     repository = f"{url.rstrip('/')}/{c.docker.image}"
     tags = [VERSION, _git(c, "rev-parse", "--short", "HEAD") or "unknown", "latest"]
-    for tag in tags:
-        engine.docker(c, "tag", source, f"{repository}:{tag}", echo=True)
-        pushed = engine.docker(c, "push", f"{repository}:{tag}", echo=True, warn=True)
-        registry.require_ok(pushed, url)
-    # One image, so one digest for the three tags; none is shown under --dry.
-    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
-    reference = f"{repository}@{digest[1] if digest else 'unknown'}"
+    if len(sources) == 1:
+        [source] = sources.values()
+        for tag in tags:
+            digest = _pushed(c, source, f"{repository}:{tag}")  # one image: one digest
+    else:
+        digest = _push_list(c, sources, repository, tags)
+    reference = f"{repository}@{digest}"
     # Pulled by digest under a throwaway name: what the registry serves is what gets tested.
-    throwaway = f"{NAME}-verify:{os.getpid()}"
-    registry.require_ok(engine.docker(c, "pull", reference, echo=True, warn=True), url)
-    engine.docker(c, "tag", reference, throwaway, echo=True)
-    try:
-        smoke(c, image=throwaway)
-    finally:
-        engine.docker(c, "image", "rm", throwaway, hide=True, warn=True)
-    print(f"pushed and verified: {reference}")
+    for platform in sources:
+        throwaway = f"{NAME}-verify:{os.getpid()}-{platforms.suffix(platform)}"
+        registry.require_ok(
+            engine.docker(c, "pull", "--platform", platform, reference, echo=True, warn=True), url
+        )
+        engine.docker(c, "tag", reference, throwaway, echo=True)
+        # The digest names every platform's image: the next one could not be pulled under it.
+        engine.docker(c, "image", "rm", reference, hide=True, warn=True)
+        try:
+            smoke(c, image=throwaway, platform=platform)
+        finally:
+            engine.docker(c, "image", "rm", throwaway, hide=True, warn=True)
+    print(f"pushed and verified: {reference} ({', '.join(sources)})")
+    for platform in sources:
+        print(f"  SBOM of {platform}: {sbom.path(c, platforms.tag(c, platform, VERSION))}")
     return reference
+
+
+def _push_list(c: Context, sources: dict[str, str], repository: str, tags: list[str]) -> str:
+    """Push each platform's image (VERSION-ARCH), then a manifest list of them all under each of
+    TAGS; return the list's digest."""
+    images = []
+    for platform, source in sources.items():
+        remote = f"{repository}:{VERSION}-{platforms.suffix(platform)}"
+        images.append(f"{repository}@{_pushed(c, source, remote)}")
+    # The manifest commands reach a plain-HTTP registry only when told, unlike push and pull.
+    insecure = ["--insecure"] if registry.insecure(c, repository) else []
+    for tag in tags:
+        listed = f"{repository}:{tag}"
+        created = engine.docker(c, "manifest", "create", *insecure, "--amend", listed, *images,
+                                echo=True, hide="stdout", warn=True)  # fmt: skip
+        registry.require_ok(created, c.registry.url)
+        pushed = engine.docker(
+            c, "manifest", "push", *insecure, "--purge", listed, echo=True, warn=True
+        )
+        registry.require_ok(pushed, c.registry.url)
+    return pushed.stdout.strip().splitlines()[-1] if pushed.stdout.strip() else "unknown"
+
+
+def _pushed(c: Context, source: str, remote: str) -> str:
+    """Tag SOURCE as REMOTE and push it; return the digest that the registry gave it."""
+    engine.docker(c, "tag", source, remote, echo=True)
+    pushed = engine.docker(c, "push", remote, echo=True, warn=True)
+    registry.require_ok(pushed, c.registry.url)
+    found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+    return found[1] if found else "unknown"  # none under --dry
 
 
 @task(help={"push": "End by pushing the tested image to the registry (or set registry.push)."})
@@ -567,7 +671,10 @@ ns.configure(
             # Debian packages the runtime carries beyond what it finds itself: a library
             # that a dependency opens by name, say.
             "runtime_packages": "",
+            # The platforms to build, such as linux/amd64,linux/arm64; by default the engine's.
+            "platforms": None,
         },
-        "registry": {"url": None, "push": False},
+        # Where `push` sends the image; and a repository where builds share their cache.
+        "registry": {"url": None, "push": False, "cache": None},
     }
 )

@@ -1,4 +1,5 @@
-"""The base image: the configured one, pulled, or else bootstrapped from Debian's packages."""
+"""The base image of each platform: the configured one, pulled, or else bootstrapped from the
+Debian release that ships python.version, and shared through the build cache's registry."""
 
 import os
 import shlex
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from tooling import engine, pythons
+from tooling import engine, platforms, pythons, registry, stamps
 from tooling.commands import ok
 from tooling.project import NAME, ROLE
 
@@ -30,16 +31,28 @@ CMD ["python3"]
 """
 
 
-def base(c: Context, force: bool = False) -> str:
-    """The base image to build on: the configured one, or one bootstrapped from Debian."""
+def base(c: Context, platform: str | None = None, force: bool = False) -> str:
+    """The base image to build PLATFORM on (default: the engine's own platform)."""
+    platform = platform or platforms.own(c)
     wanted = pythons.base(c)
-    if not force and engine.image_id(c, wanted):
+    if not force and _platform_of(c, wanted) == platform:
         return wanted
-    local = f"{NAME}-base:{pythons.DEBIAN.get(pythons.version(c), 'none')}"
+    release = pythons.DEBIAN.get(pythons.version(c), "none")
+    local = f"{NAME}-base:{release}-{platforms.suffix(platform)}"
+    cache = registry.cache(c)
+    shared = f"{cache}:base-{release}-{platforms.suffix(platform)}" if cache else None
     if not force and engine.image_id(c, local):
-        print(f"{wanted} is not here: using {local}, bootstrapped from Debian packages")
+        print(f"{wanted} is not here for {platform}: using {local}, bootstrapped from Debian")
+        _share(c, local, shared)
         return local
-    if not force and engine.docker(c, "pull", wanted, echo=True, warn=True).ok:
+    if not force and shared and engine.docker(c, "pull", shared, hide=True, warn=True).ok:
+        engine.docker(c, "tag", shared, local, echo=True)
+        print(f"{wanted} is not here for {platform}: using {local}, from the build cache")
+        return local
+    if (
+        not force
+        and engine.docker(c, "pull", "--platform", platform, wanted, echo=True, warn=True).ok
+    ):
         return wanted
     suite = pythons.suite(c, wanted)  # or a clear line: no Debian release has this Python
     if not c.docker.bootstrap:
@@ -52,19 +65,36 @@ def base(c: Context, force: bool = False) -> str:
             f"error: cannot pull {wanted}, and bootstrapping {local} needs root and debootstrap "
             "(apt-get install debootstrap). Make the base available, or run as root."
         )
-    print(f"cannot pull {wanted}: bootstrapping {local} from Debian {suite} (about a minute)")
-    bootstrap(c, local, suite)
+    platforms.require_emulation(c, platform)  # debootstrap runs the target's own programs
+    print(f"cannot pull {wanted}: bootstrapping {local} from Debian {suite} (a minute or more)")
+    bootstrap(c, local, suite, platform)
+    _share(c, local, shared)
     return local
 
 
-def bootstrap(c: Context, tag: str, suite: str) -> None:
-    """Make the image TAG from Debian SUITE, labelled as the project's own."""
+def _share(c: Context, local: str, shared: str | None) -> None:
+    """Push the bootstrapped base LOCAL to the build cache as SHARED, once: a teammate's engine,
+    or CI's, then builds on this very base, and so finds its layers in the cache."""
+    if not shared:
+        return
+    step, identity = f"shared-{shared.replace('/', '_')}", engine.image_id(c, local) or ""
+    if not stamps.done(step, identity) and registry.push_cache(c, local, shared):
+        stamps.record(c, step, identity)
+
+
+def _platform_of(c: Context, ref: str) -> str | None:
+    """The platform of the local image REF, such as linux/arm64; None where there is none."""
+    template = "{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}"
+    return engine.probe(c, "image", "inspect", "--format", template, ref).stdout.strip() or None
+
+
+def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
+    """Make the image TAG for PLATFORM from Debian SUITE, labelled as the project's own."""
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
         root, context = Path(folder) / "root", Path(folder) / "context"
+        argv = [*DEBOOTSTRAP, f"--arch={platforms.debian(platform)}", suite, str(root)]
         ok(
-            c.run(
-                shlex.join([*DEBOOTSTRAP, suite, str(root)]), echo=True, hide="stdout", warn=True
-            ),
+            c.run(shlex.join(argv), echo=True, hide="stdout", warn=True),
             what="debootstrap",
             fix="Check that Debian's package archive can be reached, then run `inv base`.",
         )
@@ -74,7 +104,7 @@ def bootstrap(c: Context, tag: str, suite: str) -> None:
             (context / "Dockerfile").write_text(DOCKERFILE)
         c.run(shlex.join(["tar", "-C", str(root), "-cf", f"{context}/rootfs.tar", "."]), echo=True)
         built = engine.docker(
-            c, "build", "--label", f"{ROLE}=base", "--tag", tag, str(context),
-            env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
+            c, "build", "--platform", platform, "--label", f"{ROLE}=base", "--tag", tag,
+            str(context), env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
         )  # fmt: skip
         ok(built, what=f"making {tag}", fix="See the build's last lines above.")

@@ -1,5 +1,6 @@
 """The Docker Engine: the configured CLI, quiet probes, and one clear line when it cannot serve."""
 
+import re
 import shlex
 import shutil
 
@@ -82,3 +83,17 @@ def require_image(c: Context, ref: str) -> None:
 def ids(c: Context, *args: str) -> list[str]:
     """The IDs that a `docker ... ls` command lists, each once, in order."""
     return list(dict.fromkeys(probe(c, *args, "--quiet").stdout.split()))
+
+
+def cache_missed(log: str) -> bool:
+    """Whether a build whose BuildKit LOG is given failed to import a cache it was given."""
+    imports = re.findall(r"^#(\d+) importing cache manifest from ", log, re.MULTILINE)
+    return any(re.search(rf"^#{step} ERROR", log, re.MULTILINE) for step in imports)
+
+
+def ran(log: str) -> list[str]:
+    """The RUN steps that a build whose BuildKit LOG (plain progress) is given really ran: not
+    taken from a cache. Under --dry, or where the log shows no step at all, none."""
+    titles = dict(re.findall(r"^#(\d+) \[[^\]]*\] (RUN .*)$", log, re.MULTILINE))
+    cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
+    return [title for step, title in titles.items() if step not in cached]

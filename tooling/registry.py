@@ -1,8 +1,22 @@
-"""Registries: one clear line for what a push or pull could not do, and the likely fix."""
+"""Registries: where the image is pushed, and the build cache that a team shares through one.
 
+Every push and pull that fails ends in one line naming the registry and the likely fix. The
+cache is a help, never a need: a cache registry that does not answer costs one warning line
+and a slower, correct build.
+"""
+
+import ipaddress
+import json
 import re
+import socket
+import urllib.error
+import urllib.request
 
-from invoke import Exit, Result
+from invoke import Context, Exit, Result
+
+from tooling import engine, platforms, pythons
+
+_answers: dict[str, bool] = {}  # each cache registry is asked once a process
 
 
 def require_ok(result: Result, registry: str) -> None:
@@ -11,9 +25,73 @@ def require_ok(result: Result, registry: str) -> None:
         return
     output = result.stdout + result.stderr
     if re.search(r"unauthorized|authentication required|no basic auth|denied", output, re.I):
-        fix = f"Log in first: `docker login {registry.split('/')[0]}` (or your credential helper)."
+        fix = f"Log in first: `docker login {host(registry)}` (or your credential helper)."
     else:
         fix = f"Check that {registry} is the right address and that it is up."
     raise Exit(
         f"error: the registry {registry} refused or did not answer. {fix}", code=result.exited
     )
+
+
+def host(reference: str) -> str:
+    """The registry's host (and port) in REFERENCE: 127.0.0.1:5000/team/x -> 127.0.0.1:5000."""
+    return reference.split("/")[0]
+
+
+def insecure(c: Context, reference: str) -> bool:
+    """Whether the engine reaches REFERENCE's registry over plain HTTP, as it does loopback's
+    (127.0.0.0/8) and those named in its insecure-registries."""
+    answer = engine.probe(c, "info", "--format", "{{json .RegistryConfig}}")
+    config = json.loads(answer.stdout or "{}") if answer.ok else {}
+    name = host(reference)
+    if not (config.get("IndexConfigs", {}).get(name, {}).get("Secure", True)):
+        return True
+    try:
+        address = ipaddress.ip_address(socket.gethostbyname(name.rpartition(":")[0] or name))
+    except (OSError, ValueError):
+        return False
+    networks = config.get("InsecureRegistryCIDRs") or []
+    return any(address in ipaddress.ip_network(network) for network in networks)
+
+
+def cache(c: Context) -> str | None:
+    """registry.cache, where it answers; else None, said once as a warning."""
+    repository = (c.registry.cache or "").rstrip("/")
+    if not repository or c.config.run.dry:
+        return repository or None
+    if repository not in _answers:
+        scheme = "http" if insecure(c, repository) else "https"
+        url = f"{scheme}://{host(repository)}/v2/"  # the registry API's root: 200, or 401
+        try:
+            with urllib.request.urlopen(url, timeout=3):  # noqa: S310 # http(s), made above
+                _answers[repository] = True
+        except urllib.error.HTTPError as error:
+            _answers[repository] = error.code == 401  # up, and asking for credentials
+        except OSError as error:
+            print(f"warning: the build cache {repository} does not answer ({error}): no cache")
+            _answers[repository] = False
+    return repository if _answers[repository] else None
+
+
+def cache_ref(c: Context, cache: str, stage: str, platform: str) -> str:
+    """STAGE's cache image for PLATFORM: CACHE:builder-3.13-amd64, CACHE:runtime-distroless-..."""
+    kind = f"{stage}-{c.docker.runtime}" if stage == "runtime" else stage
+    return f"{cache}:{kind}-{pythons.version(c)}-{platforms.suffix(platform)}"
+
+
+def push_cache(c: Context, local: str, reference: str) -> bool:
+    """Push the image LOCAL to the cache as REFERENCE; whether it went. A failure is a warning,
+    said once: after it, this process pushes nothing more to that cache."""
+    repository = reference.rpartition(":")[0]
+    if not _answers.get(repository, True):
+        return False
+    if local != reference:
+        engine.docker(c, "tag", local, reference, echo=True)
+    pushed = engine.docker(c, "push", reference, echo=True, hide=True, warn=True)
+    if not pushed.ok:
+        reason = (pushed.stderr.strip().splitlines() or ["no answer"])[-1]
+        print(
+            f"warning: the build cache {repository} took nothing ({reason}); the build is as good"
+        )
+        _answers[repository] = False
+    return pushed.ok

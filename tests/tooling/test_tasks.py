@@ -4,6 +4,7 @@ What the commands then do is tested for real elsewhere (test_image.py and its si
 here the point is what runs, with which arguments, and what does not run at all.
 """
 
+import json
 import os
 import re
 import shlex
@@ -17,12 +18,13 @@ from invoke import Config, Exit, MockContext, Result
 from support import ROOT
 
 import tasks
-from tooling import bootstrap, engine, sbom, secrets
+from tooling import bootstrap, engine, platforms, registry, sbom, secrets
 
 PIP_CERT = f"{sys.executable} -m pip config get global.cert"
 PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
 PYPI = f"{sys.executable} -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)'"
 ENGINE = "docker version --format '{{.Server.Version}}'"
+PLATFORM = "docker version --format '{{.Server.Os}}/{{.Server.Arch}}'"
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +35,10 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for variable in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(secrets, "_pip_settings", {})  # what pip says is asked anew each test
+    # What pip, the engine and registries say is asked anew each test.
+    for module, answers in ((secrets, "_pip_settings"), (platforms, "_engine_platform"),
+                            (registry, "_answers")):  # fmt: skip
+        monkeypatch.setattr(module, answers, {})
     # A docker CLI is on PATH, as far as the tasks can tell; the engine answers as each test says.
     which = shutil.which
     monkeypatch.setattr(
@@ -60,8 +65,9 @@ def context(run: dict, **config) -> MockContext:
 
 
 def commands(c: MockContext) -> list[str]:
-    """The commands C ran, but for the questions asked of pip (its index, its CA bundle)."""
-    questions = {PIP_INDEX, PIP_CERT, PYPI}
+    """The commands C ran, but for the questions asked of pip (its index, its CA bundle) and
+    of the engine (its platform)."""
+    questions = {PIP_INDEX, PIP_CERT, PYPI, PLATFORM}
     return [call.args[0] for call in c.run.call_args_list if call.args[0] not in questions]
 
 
@@ -299,6 +305,7 @@ def docker_context(run: dict, **config) -> MockContext:
     return context(
         {
             ENGINE: Result(stdout="20.10.24\n"),
+            PLATFORM: Result(stdout="linux/amd64\n"),
             "docker buildx version": failed(),
             "docker version --format '{{.Client.Version}}'": Result(stdout="20.10.24+dfsg1\n"),
             **run,
@@ -330,7 +337,7 @@ def test_buildx_is_enough():
 @pytest.fixture
 def build_context(monkeypatch):
     """A context for `build`, with the base, git and the SBOM answered without commands."""
-    monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: "my-project-base:trixie-amd64")
     monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc123")
     monkeypatch.setattr(sbom, "write", lambda c, ref, target: None)
     inspect = "docker image inspect --format"
@@ -359,10 +366,8 @@ def build_context(monkeypatch):
 
 
 BUILD = [
-    "docker", "build", "--target", "runtime", "--label", "my-project.role=runtime",
-    "--label", "my-project.sbom=dist/my-project-0.1.0.cdx.json",
-    "--tag", "my-project:0.1.0", "--tag", "my-project:latest",
-    "--build-arg", "BASE_IMAGE=my-project-base:trixie",
+    "docker", "build", "--platform", "linux/amd64",
+    "--build-arg", "BASE_IMAGE=my-project-base:trixie-amd64",
     "--build-arg", "PYTHON_VERSION=3.13",
     "--build-arg", "RUNTIME=distroless",
     "--build-arg", "BUILD_PACKAGES=",
@@ -372,6 +377,9 @@ BUILD = [
     "--build-arg", "REVISION=abc123",
     "--build-arg", "CREATED=abc123",
     "--build-arg", f"SOURCE={tasks.PROJECT['urls']['Source']}",
+    "--target", "runtime", "--label", "my-project.role=runtime",
+    "--label", "my-project.sbom=dist/my-project-0.1.0.cdx.json",
+    "--tag", "my-project:0.1.0", "--tag", "my-project:latest",
 ]  # fmt: skip
 
 
@@ -382,7 +390,10 @@ def test_build_composes_one_buildkit_command(build_context, capsys):
     assert build == [shlex.join([*BUILD, "."])]
     call = next(call for call in c.run.call_args_list if call.args[0] == build[0])
     assert call.kwargs["env"] == {"DOCKER_BUILDKIT": "1"}
-    assert "my-project:0.1.0 and my-project:latest: built, 179 MB" in capsys.readouterr().out
+    assert (
+        "my-project:0.1.0 and my-project:latest (linux/amd64): built, 179 MB"
+        in capsys.readouterr().out
+    )
 
 
 def test_build_hands_the_ca_bundle_and_mirror_over_as_secrets(build_context, monkeypatch):
@@ -415,7 +426,10 @@ def test_build_refuses_exports_older_than_the_lock(build_context, workdir):
     assert not any(command.startswith("docker build ") for command in commands(c))
 
 
-RUN = "docker run --rm --pull never --label my-project.role=run my-project:0.1.0"
+RUN = (
+    "docker run --rm --pull never --platform linux/amd64 --label my-project.role=run"
+    " my-project:0.1.0"
+)
 HAVE_IMAGE = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
 
 
@@ -564,17 +578,17 @@ def test_push_tags_pushes_pulls_back_by_digest_and_smoke_tests(monkeypatch):
     repository = "127.0.0.1:5000/team/my-project"
     digest = "sha256:" + "ab" * 32
     pushed = Result(stdout=f"latest: digest: {digest} size: 1234\n")
-    throwaway = f"my-project-verify:{os.getpid()}"
-    smoke_run = f"docker run --rm --pull never --label my-project.role=run {throwaway}"
+    throwaway = f"my-project-verify:{os.getpid()}-amd64"
+    smoke_run = f"{RUN.rpartition(' ')[0]} {throwaway}"
     c = docker_context(
         {
             HAVE_IMAGE: Result(stdout="sha256:1"),
             re.compile(r"^docker (tag|push) "): pushed,
-            f"docker pull {repository}@{digest}": Result(),
+            f"docker pull --platform linux/amd64 {repository}@{digest}": Result(),
             f"docker image inspect --format '{{{{.Id}}}}' {throwaway}": Result(stdout="sha256:1"),
             f"{smoke_run} say-hello --name alice": Result(stdout="Hello alice!\n"),
             f"{smoke_run} show-deps": Result(stdout="polars 2.1.0\n  blue 6\n  red 9\n"),
-            f"docker image rm {throwaway}": Result(),
+            re.compile(r"^docker image rm "): Result(),
         },
         registry_url="127.0.0.1:5000/team",
     )
@@ -589,10 +603,55 @@ def test_push_tags_pushes_pulls_back_by_digest_and_smoke_tests(monkeypatch):
         f"docker push {repository}:abc1234",
         f"docker tag my-project:0.1.0 {repository}:latest",
         f"docker push {repository}:latest",
-        f"docker pull {repository}@{digest}",
+        f"docker pull --platform linux/amd64 {repository}@{digest}",
         f"docker tag {repository}@{digest} {throwaway}",
     ]
     assert commands(c)[-1] == f"docker image rm {throwaway}"
+
+
+def test_push_of_two_platforms_pushes_each_then_a_manifest_list_and_checks_each(monkeypatch):
+    """Each platform's image under VERSION-ARCH; the list under the three tags (plain HTTP
+    for a loopback registry); then each platform pulled from the list and smoke-tested."""
+    monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc1234")
+    repository = "127.0.0.1:5000/team/my-project"
+    amd64, arm64, listed = ("sha256:" + digit * 64 for digit in "123")
+    info = {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}}
+    c = docker_context(
+        {
+            re.compile(r"^docker image inspect --format '\{\{\.Id\}\}' "): Result(
+                stdout="sha256:1"
+            ),
+            "docker info --format '{{json .RegistryConfig}}'": Result(stdout=json.dumps(info)),
+            re.compile(r"^docker tag "): Result(),
+            f"docker push {repository}:0.1.0-amd64": Result(stdout=f"digest: {amd64} size: 1"),
+            f"docker push {repository}:0.1.0-arm64": Result(stdout=f"digest: {arm64} size: 1"),
+            re.compile(r"^docker manifest create "): Result(),
+            re.compile(r"^docker manifest push "): Result(stdout=f"{listed}\n"),
+            re.compile(r"^docker pull --platform "): Result(),
+            re.compile(r"^docker run .* say-hello"): Result(stdout="Hello alice!\n"),
+            re.compile(r"^docker run .* show-deps"): Result(stdout="polars 2.1.0\nblue 6 red 9\n"),
+            re.compile(r"^docker image rm "): Result(),
+        },
+        registry_url="127.0.0.1:5000/team",
+        docker_platforms="linux/amd64,linux/arm64",
+    )
+    assert tasks._push(c) == f"{repository}@{listed}"
+    manifests = [command for command in commands(c) if command.startswith("docker manifest")]
+    images = f"{repository}@{amd64} {repository}@{arm64}"
+    assert manifests == [
+        command
+        for tag in ("0.1.0", "abc1234", "latest")
+        for command in (
+            f"docker manifest create --insecure --amend {repository}:{tag} {images}",
+            f"docker manifest push --insecure --purge {repository}:{tag}",
+        )
+    ]
+    pulls = [command for command in commands(c) if command.startswith("docker pull")]
+    assert pulls == [
+        f"docker pull --platform linux/{arch} {repository}@{listed}" for arch in ("amd64", "arm64")
+    ]
+    runs = [command for command in commands(c) if command.startswith("docker run")]
+    assert any("--platform linux/arm64" in run and run.endswith("show-deps") for run in runs)
 
 
 def test_clean_local_with_no_engine_cleans_the_tree_and_leaves_the_engine(capsys):
@@ -609,3 +668,36 @@ def test_no_docker_cli_is_one_line_that_says_what_to_do(monkeypatch):
         Exit, match=r"^error: there is no docker CLI `docker` here\..*INVOKE_DOCKER"
     ):
         tasks.run(context({}))
+
+
+def test_build_of_two_platforms_builds_each_with_its_own_base_and_tags(build_context, monkeypatch):
+    """The engine's own platform gets VERSION and latest; another, VERSION-ARCH; each its base."""
+    c, _ = build_context
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: f"base-{platform.split('/')[1]}")
+    monkeypatch.setattr(platforms, "require_emulation", lambda c, platform: None)
+    c.config.docker.platforms = "linux/amd64,linux/arm64"
+    inspect = "docker image inspect --format"
+    c.set_result_for(
+        "run", f"{inspect} '{{{{.Id}}}}' my-project:0.1.0-arm64", Result(stdout="sha256:a")
+    )
+    c.set_result_for("run", f"{inspect} '{{{{.Size}}}}' my-project:0.1.0-arm64", Result(stdout="1"))
+    tasks.build(c)
+    builds = [shlex.split(line) for line in commands(c) if line.startswith("docker build ")]
+    assert [build[build.index("--platform") + 1] for build in builds] == [
+        "linux/amd64",
+        "linux/arm64",
+    ]
+    assert "BASE_IMAGE=base-arm64" in builds[1]
+    assert [flag for flag in builds[1] if flag.startswith("my-project:")] == [
+        "my-project:0.1.0-arm64"
+    ]
+    assert "my-project.sbom=dist/my-project-0.1.0-arm64.cdx.json" in builds[1]
+
+
+def test_a_platform_that_is_not_one_is_one_clear_line(build_context):
+    c, _ = build_context
+    c.config.docker.platforms = "linux/amd64,arm64"
+    with pytest.raises(
+        Exit, match=r"docker.platforms names 'arm64', not a platform such as linux/arm64"
+    ):
+        tasks.build(c)
