@@ -1,20 +1,27 @@
 """ELF files, read with the standard library alone: what each one needs, and whether it loads.
 
 The builder runs under emulation for a foreign architecture, where running `ldd` (that is,
-the target's own loader) may crash; reading the files themselves works the same everywhere.
+the target's own loader) may crash, and where qemu's 4 KB pages hide what a 64 KB-page
+arm64 kernel would refuse; reading the files themselves works the same everywhere.
 """
 
 import functools
+import hashlib
 import mmap
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MAGIC = b"\x7fELF"
-PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
+PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_PHDR = 1, 2, 3, 6
 DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 1, 5, 14, 15, 29
-SHT_DYNSYM = 11
-PAGE = 4096  # the smallest page size of every architecture we build for
+# The dynamic entries that hold addresses, which the loader reads without a check.
+DT_ADDRESSES = {4, 5, 6, 7, 12, 13, 17, 23, 25, 26, 36,
+                0x6FFFFEF5, 0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFE}  # fmt: skip
+SHT_DYNSYM, SHT_NOBITS, SHF_ALLOC = 11, 8, 0x2
+# The largest page of each architecture (e_machine): what its segments must be aligned to.
+PAGE = {62: 0x1000, 3: 0x1000, 22: 0x1000, 243: 0x1000,
+        183: 0x10000, 40: 0x10000, 20: 0x10000, 21: 0x10000}  # fmt: skip
 
 
 @dataclass
@@ -29,52 +36,73 @@ class Segment:
 
 @dataclass
 class Elf:
-    """One ELF file: its segments, its dynamic entries and its section names."""
+    """One ELF file: its segments, its dynamic entries and its sections."""
 
     path: Path
     machine: int
+    size: int
     segments: list[Segment]
     interpreter: str | None = None
     needed: list[str] = field(default_factory=list)
     rpath: list[str] = field(default_factory=list)
     runpath: list[str] = field(default_factory=list)
     soname: str | None = None
+    addresses: list[int] = field(default_factory=list)  # of the dynamic entries that hold one
     sections: list[str] = field(default_factory=list)
     imports: set[str] = field(default_factory=set)  # the dynamic symbols it takes from others
+    loaded: dict[str, tuple[int, str]] = field(default_factory=dict)  # section: address, digest
 
     def symbols_to_strip(self) -> bool:
         """Whether stripping could take anything: a symbol table or debugging sections."""
-        return any(name == ".symtab" or name.startswith(".debug") for name in self.sections)
+        return any(
+            name in {".symtab", ".strtab"} or name.startswith(".debug") for name in self.sections
+        )
 
     def load_problems(self) -> list[str]:
-        """What glibc's loader (elf/dl-load.c) would reject in this file's load segments."""
-        problems = []
+        """What glibc's loader would refuse, or trust and so crash on (elf/dl-load.c)."""
+        page = PAGE.get(self.machine, 0x10000)
         loads = [segment for segment in self.segments if segment.kind == PT_LOAD]
-        if not loads:
-            problems.append("no load segment")
+        problems = [] if loads else ["no load segment"]
+        previous = None
         for segment in loads:
-            if (segment.vaddr - segment.offset) % PAGE:
-                problems.append("load segment address/offset not page-aligned")
-            elif segment.align and (
-                segment.align % PAGE or (segment.vaddr - segment.offset) % segment.align
+            where = f"load segment at {segment.vaddr:#x}"
+            if (segment.vaddr - segment.offset) % page:
+                problems.append(f"{where}: address/offset not page-aligned")
+            if segment.align > 1 and (
+                segment.align % page or (segment.vaddr - segment.offset) % segment.align
             ):
-                problems.append("load segment address/offset not aligned to its own alignment")
+                problems.append(f"{where}: address/offset not aligned as it says (glibc < 2.35)")
+            if segment.offset + segment.filesz > self.size:
+                problems.append(f"{where}: past the end of the file")
             if segment.filesz > segment.memsz:
-                problems.append("load segment larger in the file than in memory")
-        if [segment.vaddr for segment in loads] != sorted(segment.vaddr for segment in loads):
-            problems.append("load segments not in ascending order")
-        dynamic = [segment for segment in self.segments if segment.kind == PT_DYNAMIC]
-        if dynamic and not any(_inside(dynamic[0], segment) for segment in loads):
-            problems.append("dynamic section outside every load segment")
+                problems.append(f"{where}: larger in the file than in memory")
+            if previous and segment.vaddr < previous.vaddr:
+                problems.append(f"{where}: not in ascending order")
+            elif previous and _overlap(previous, segment, page):
+                problems.append(f"{where}: shares a page with the one before, at another offset")
+            previous = segment
+        for segment in self.segments:
+            if segment.kind in (PT_DYNAMIC, PT_PHDR) and not self.backed(
+                segment.vaddr, segment.filesz
+            ):
+                problems.append(f"segment {segment.kind} outside the load segments' file data")
+        problems += [f"dynamic address {address:#x} outside the file's data"
+                     for address in self.addresses if not self.backed(address)]  # fmt: skip
         return problems
 
-    def linkage(self) -> tuple:
-        """What the loader reads to link the file: stripping must leave it as it was."""
-        return (self.needed, self.rpath, self.runpath, self.soname, sorted(self.imports))
+    def backed(self, address: int, length: int = 1) -> bool:
+        """Whether the loader maps LENGTH bytes at ADDRESS from the file."""
+        return any(
+            segment.kind == PT_LOAD and segment.vaddr <= address
+            and address + length <= segment.vaddr + segment.filesz
+            for segment in self.segments
+        )  # fmt: skip
 
 
-def _inside(part: Segment, whole: Segment) -> bool:
-    return whole.offset <= part.offset and part.offset + part.filesz <= whole.offset + whole.filesz
+def _overlap(first: Segment, second: Segment, page: int) -> bool:
+    """Whether SECOND starts on a page that FIRST ends on, mapped from another file offset."""
+    shared = second.vaddr // page * page < first.vaddr + first.memsz
+    return shared and second.vaddr - second.offset != first.vaddr - first.offset
 
 
 def is_elf(path: Path) -> bool:
@@ -98,17 +126,17 @@ def machine(path: Path) -> int | None:
     return struct.unpack_from("<H" if header[5] == 1 else ">H", header, 18)[0]
 
 
-def read(path: Path) -> Elf:
-    """Read PATH, which must be an ELF file (see is_elf)."""
+def read(path: Path, contents: bool = False) -> Elf:
+    """Read PATH, which must be an ELF file (see is_elf); with CONTENTS, digest what it loads."""
     with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _Reader(path, data).elf()
+        return _Reader(path, data, contents).elf()
 
 
 class _Reader:
     """The ELF structures of DATA, in its class (32 or 64 bits) and byte order."""
 
-    def __init__(self, path: Path, data: mmap.mmap) -> None:
-        self.path, self.data = path, data
+    def __init__(self, path: Path, data: mmap.mmap, contents: bool) -> None:
+        self.path, self.data, self.contents = path, data, contents
         self.wide = data[4] == 2  # ELFCLASS64
         self.order = "<" if data[5] == 1 else ">"  # ELFDATA2LSB
 
@@ -120,20 +148,19 @@ class _Reader:
         return self.data[offset:end].decode("utf-8", "replace")
 
     def elf(self) -> Elf:
+        (machine,) = self.unpack("H", 18)
         if self.wide:
-            (machine,) = self.unpack("H", 18)
             phoff, shoff = self.unpack("QQ", 32)
             phentsize, phnum, shentsize, shnum, shstrndx = self.unpack("HHHHH", 54)
         else:
-            (machine,) = self.unpack("H", 18)
             phoff, shoff = self.unpack("II", 28)
             phentsize, phnum, shentsize, shnum, shstrndx = self.unpack("HHHHH", 42)
         segments = [self.segment(phoff + index * phentsize) for index in range(phnum)]
-        elf = Elf(self.path, machine, segments)
+        elf = Elf(self.path, machine, len(self.data), segments)
         for segment in segments:
             if segment.kind == PT_INTERP:
                 elf.interpreter = self.string(segment.offset)
-            elif segment.kind == PT_DYNAMIC:
+            elif segment.kind == PT_DYNAMIC and segment.offset + segment.filesz <= elf.size:
                 self.dynamic(elf, segment)
         if shoff:
             self.sections(elf, shoff, shentsize, shnum, shstrndx)
@@ -156,11 +183,12 @@ class _Reader:
     def dynamic(self, elf: Elf, segment: Segment) -> None:
         layout, size = ("qQ", 16) if self.wide else ("iI", 8)
         entries = []
-        for offset in range(segment.offset, segment.offset + segment.filesz, size):
+        for offset in range(segment.offset, segment.offset + segment.filesz - size + 1, size):
             tag, value = self.unpack(layout, offset)
             if tag == 0:  # DT_NULL ends the table
                 break
             entries.append((tag, value))
+        elf.addresses = [value for tag, value in entries if tag in DT_ADDRESSES]
         strtab = next((value for tag, value in entries if tag == DT_STRTAB), None)
         base = self.file_offset(elf, strtab) if strtab is not None else None
         if base is None:
@@ -176,25 +204,33 @@ class _Reader:
                 elf.runpath += self.string(base + value).split(":")
 
     def sections(self, elf: Elf, shoff: int, size: int, count: int, names: int) -> None:
+        if not count:  # extended numbering: the count is in the first header
+            count = self.section(shoff)[5]
         headers = [self.section(shoff + index * size) for index in range(count)]
-        if not count and shoff:  # extended numbering: the count is in the first header
-            first = self.section(shoff)
-            headers = [self.section(shoff + index * size) for index in range(first[3])]
         if not headers or names >= len(headers):
             return
-        strings = headers[names][2]
+        strings = headers[names][4]
         elf.sections = [self.string(strings + header[0]) for header in headers]
-        for _, kind, offset, length, link, entsize in headers:
+        for name, (_, kind, flags, address, offset, length, link, entsize) in zip(
+            elf.sections, headers, strict=True
+        ):
             if kind == SHT_DYNSYM and entsize:
-                elf.imports = self.imports(offset, length, entsize, headers[link][2])
+                elf.imports = self.imports(offset, length, entsize, headers[link][4])
+            if self.contents and flags & SHF_ALLOC and kind != SHT_NOBITS:
+                content = hashlib.sha256(self.data[offset : offset + length]).hexdigest()
+                elf.loaded[f"{name}@{address:#x}"] = (address, content)
 
-    def section(self, offset: int) -> tuple[int, int, int, int, int, int]:
-        """A section header: name, type, file offset, size, link and entry size."""
+    def section(self, offset: int) -> tuple[int, ...]:
+        """A section header: name, type, flags, address, offset, size, link, entry size."""
         if self.wide:
-            name, kind, _, _, offset_, size, link, _, _, entsize = self.unpack("IIQQQQIIQQ", offset)
+            name, kind, flags, addr, offset_, size, link, _, _, entsize = self.unpack(
+                "IIQQQQIIQQ", offset
+            )
         else:
-            name, kind, _, _, offset_, size, link, _, _, entsize = self.unpack("IIIIIIIIII", offset)
-        return name, kind, offset_, size, link, entsize
+            name, kind, flags, addr, offset_, size, link, _, _, entsize = self.unpack(
+                "IIIIIIIIII", offset
+            )
+        return name, kind, flags, addr, offset_, size, link, entsize
 
     def imports(self, offset: int, length: int, entsize: int, strings: int) -> set[str]:
         """The undefined, named symbols of a dynamic symbol table."""

@@ -2,11 +2,13 @@
 
 Usage: python3 strip.py VENV
 
-- Native libraries lose their symbols. Wheels ship some with them (polars' engine: 178 MB,
-  138 MB stripped). Others were rewritten by auditwheel's patchelf, in a layout that `strip`
-  can break: numpy's OpenBLAS then fails to load ("ELF load command address/offset not
-  page-aligned"). So each library is stripped into a copy, which replaces it only where
-  there was something to strip, the loader would accept it, and it links as before.
+- Native code loses its symbols. Wheels ship some libraries with them (polars' engine:
+  178 MB, 138 MB stripped). Others were rewritten by auditwheel's patchelf, in a layout
+  that some strips break (binutils 2.40, bookworm's): numpy's OpenBLAS then fails to load
+  ("ELF load command address/offset not page-aligned"). So each ELF file with symbols to
+  lose is stripped into a copy, which replaces it only where the loader would take it (as
+  elf.py checks it, for the target's page size), every section that the loader maps is
+  where and what it was, and it is smaller.
 - Test suites go: the `test` and `tests` folders of packages, unless a module outside them
   imports them (astropy's __init__ imports its test runner: that folder stays).
 """
@@ -26,39 +28,42 @@ import elf
 IMPORTS_A_TEST = re.compile(r"^\s*(from|import)\s.*\btests?\b", re.MULTILINE)
 
 
-def strip(library: Path, scratch: Path) -> str | None:
-    """Strip LIBRARY in place; return why it was left as it is, or None."""
-    before = elf.read(library)
+def strip(binary: Path, scratch: Path) -> str | None:
+    """Strip the ELF file BINARY in place; return why it was left as it is, or None."""
+    before = elf.read(binary, contents=True)
     if not before.symbols_to_strip():
         return "nothing to strip"
-    copy = scratch / library.name
-    shutil.copy2(library, copy)
+    if before.load_problems():
+        return "it is not loadable as it is"
+    copy = scratch / binary.name
+    shutil.copy2(binary, copy)
     stripped = subprocess.run(["strip", "--strip-unneeded", copy], capture_output=True, text=True)
     if stripped.returncode:
         return f"strip failed: {stripped.stderr.strip()}"
-    after = elf.read(copy)
-    problems = after.load_problems()
-    if problems and not before.load_problems():
+    after = elf.read(copy, contents=True)
+    if problems := after.load_problems():
         return f"stripped, it would not load: {problems[0]}"
-    if after.linkage() != before.linkage():
-        return "stripped, it would not link as it did"
-    os.replace(copy, library)
+    if after.loaded != before.loaded:
+        return "stripped, what the loader maps would change"
+    if copy.stat().st_size >= binary.stat().st_size:
+        return "stripped, it would not be smaller"
+    os.replace(copy, binary)
     return None
 
 
-def libraries(venv: Path) -> tuple[int, list[str]]:
-    """Strip every native library of VENV; return the bytes saved and what was left alone."""
+def binaries(venv: Path) -> tuple[int, list[str]]:
+    """Strip every ELF file of VENV; return the bytes saved, and what stripping would break."""
     saved, kept = 0, []
     with tempfile.TemporaryDirectory() as scratch:
-        for library in sorted(venv.rglob("*.so*")):
-            if library.is_symlink() or not library.is_file() or not elf.is_elf(library):
+        for binary in sorted(venv.rglob("*")):
+            if binary.is_symlink() or not binary.is_file() or not elf.is_elf(binary):
                 continue
-            size = library.stat().st_size
-            reason = strip(library, Path(scratch))
+            size = binary.stat().st_size
+            reason = strip(binary, Path(scratch))
             if reason is None:
-                saved += size - library.stat().st_size
-            elif reason != "nothing to strip":
-                kept.append(f"{library.relative_to(venv)}: {reason}")
+                saved += size - binary.stat().st_size
+            elif reason.startswith("stripped, it would not"):
+                kept.append(f"{binary.relative_to(venv)}: {reason}")
     return saved, kept
 
 
@@ -108,7 +113,7 @@ def imports(source: Path, site_packages: Path) -> set[str]:
 
 def main(venv: str) -> None:
     root = Path(venv)
-    saved, kept = libraries(root)
+    saved, kept = binaries(root)
     suites = [
         suite for site in root.glob("lib/python*/site-packages") for suite in test_suites(site)
     ]
@@ -117,7 +122,7 @@ def main(venv: str) -> None:
         shutil.rmtree(suite)
     print(f"strip: {saved / 1e6:.1f} MB less; {len(suites)} test suites removed")
     if kept:
-        print(f"strip: {len(kept)} libraries left as they were, which stripping would break:")
+        print(f"strip: {len(kept)} left as they were, which stripping would break or not shrink:")
     for line in kept:
         print(f"  {line}")
 
