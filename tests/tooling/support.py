@@ -10,9 +10,11 @@ import sys
 import tarfile
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import invoke
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = shlex.split(os.environ.get("INVOKE_DOCKER_COMMAND", "docker"))
@@ -111,13 +113,16 @@ def project_things() -> tuple[list[str], list[str]]:
     return containers.stdout.split(), images.stdout.split()
 
 
-def structure_test(ref: str, runtime: str) -> subprocess.CompletedProcess:
+def structure_test(
+    ref: str, runtime: str, platform: str = "linux/amd64"
+) -> subprocess.CompletedProcess:
     """container-structure-test on REF: what every runtime promises, and the distroless extras."""
     configs = ["runtime.yaml", "distroless.yaml"] if runtime == "distroless" else ["runtime.yaml"]
     structure = Path(__file__).parent / "structure"
     flags = [flag for name in configs for flag in ("--config", str(structure / name))]
     tool = Path(sys.executable).parent / "container-structure-test"
-    return subprocess.run([tool, "test", "--image", ref, *flags], capture_output=True, text=True)
+    argv = [tool, "test", "--image", ref, "--platform", platform, *flags]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=900)
 
 
 def wait_until(condition, timeout: float = 30.0, step: float = 0.2) -> bool:
@@ -183,3 +188,35 @@ def owners(sbom: dict) -> dict[str, str]:
         for component in sbom["components"]
         for occurrence in component.get("evidence", {}).get("occurrences", [])
     }
+
+
+def answers(address: str) -> bool:
+    """Whether a registry answers at ADDRESS (200, or 401 when it wants a login)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as answer:
+            return answer.status == 200
+    except OSError as error:
+        return getattr(error, "code", None) == 401  # up, and asking for credentials
+
+
+def start_registry(folder: Path, auth: str = ""):
+    """Debian's docker-registry on a free loopback port, its storage in FOLDER: its address
+    and its process. Docker pushes to 127.0.0.1 without TLS."""
+    server = shutil.which("docker-registry")
+    if not server:
+        reason = "docker-registry is not installed (apt-get install docker-registry)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    address = f"127.0.0.1:{free_port()}"
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: error, accesslog: {disabled: true}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'storage'}}}}}\n"
+        f"http: {{addr: {address}}}\n" + auth
+    )
+    log = (folder / "registry.log").open("w")
+    process = subprocess.Popen([server, "serve", config], stdout=log, stderr=log)
+    assert wait_until(lambda: answers(address), timeout=20), (folder / "registry.log").read_text()
+    return address, process

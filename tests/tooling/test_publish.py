@@ -7,52 +7,21 @@ temporary folder, and stopped afterwards. Docker pushes to 127.0.0.1 without TLS
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
 import warnings
-from pathlib import Path
 
 import pytest
-from support import VERSION, docker, free_port, image_id, inv, last_line, wait_until
+from support import VERSION, docker, free_port, image_id, inv, last_line, start_registry
 
 pytestmark = pytest.mark.docker
-
-
-def _answers(address: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as answer:
-            return answer.status == 200
-    except OSError as error:
-        return getattr(error, "code", None) == 401  # up, and asking for credentials
-
-
-def _start_registry(folder: Path, auth: str = ""):
-    server = shutil.which("docker-registry")
-    if not server:
-        reason = "docker-registry is not installed (apt-get install docker-registry)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    address = f"127.0.0.1:{free_port()}"
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: error, accesslog: {disabled: true}}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'storage'}}}}}\n"
-        f"http: {{addr: {address}}}\n" + auth
-    )
-    log = (folder / "registry.log").open("w")
-    process = subprocess.Popen([server, "serve", config], stdout=log, stderr=log)
-    assert wait_until(lambda: _answers(address), timeout=20), (folder / "registry.log").read_text()
-    return address, process
 
 
 @pytest.fixture
 def registry(tmp_path):
     """A registry that anyone may push to."""
-    address, process = _start_registry(tmp_path)
+    address, process = start_registry(tmp_path)
     yield address
     process.terminate()
     process.wait()
@@ -68,7 +37,7 @@ def locked_registry(tmp_path):
         hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324
     (tmp_path / "htpasswd").write_text(f"alice:{hashed}\n")
     auth = f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
-    address, process = _start_registry(tmp_path, auth)
+    address, process = start_registry(tmp_path, auth)
     yield address
     process.terminate()
     process.wait()

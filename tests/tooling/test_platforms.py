@@ -1,0 +1,126 @@
+"""Beyond one machine: amd64 and arm64 from one release, and a build cache that a fresh engine
+rebuilds from, through a real registry (Debian's docker-registry, on loopback).
+
+A fresh engine is a second dockerd with no image and no build cache (conftest.py): what it
+pulls and runs is what the registry serves, with nothing of the first engine's to help.
+arm64 runs under qemu's emulation.
+"""
+
+import json
+import os
+import re
+
+import pytest
+from support import (
+    ROLE,
+    VERSION,
+    copy_project,
+    docker,
+    free_port,
+    inv,
+    start_registry,
+    structure_test,
+)
+
+from tooling import engine
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    address, process = start_registry(tmp_path_factory.mktemp("registry"))
+    yield address
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def released(registry, tmp_path_factory) -> dict:
+    """`inv release --push` for both platforms, from a copy of the project: its environment
+    and the digest of the manifest list that it printed."""
+    project = copy_project(tmp_path_factory.mktemp("two-platforms") / "project")
+    name = f"my-project-two-{os.getpid()}"
+    env = {
+        "INVOKE_DOCKER_PLATFORMS": ",".join(PLATFORMS),
+        "INVOKE_DOCKER_IMAGE": name,
+        "INVOKE_REGISTRY_URL": f"{registry}/team",
+    }
+    released = inv("release", "--push", cwd=project, env=env, timeout=3600)
+    assert released.returncode == 0, released.stdout[-4000:] + released.stderr[-4000:]
+    found = re.search(rf"pushed and verified: ({registry}/team/{name}@sha256:[0-9a-f]{{64}})",
+                      released.stdout)  # fmt: skip
+    assert found, released.stdout[-3000:]
+    yield {"env": env, "reference": found[1], "name": name, "output": released.stdout}
+    docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", f"{name}:test",
+           f"{name}:{VERSION}-arm64", f"{name}:test-arm64", check=False)  # fmt: skip
+
+
+def test_a_two_platform_release_round_trips_through_the_registry(released, fresh_engine):
+    """The list names both platforms; a fresh engine pulls each by the list's digest, and
+    each says hello and computes with polars (arm64 under emulation)."""
+    assert "==> build the test stage" in released["output"]
+    for platform in PLATFORMS:
+        assert f"({platform}): built" in released["output"]
+    env = {**os.environ, "DOCKER_HOST": fresh_engine}
+    reference = released["reference"]
+    for platform in PLATFORMS:
+        assert docker("pull", "--platform", platform, reference, env=env).returncode == 0
+        found = json.loads(docker("image", "inspect", reference, env=env).stdout)[0]
+        assert f"{found['Os']}/{found['Architecture']}" == platform
+        run = ["run", "--rm", "--network", "none", "--platform", platform, reference]
+        greeted = docker(*run, "say-hello", "--name", "alice", env=env)
+        assert greeted.stdout == "Hello alice!\n", greeted.stderr
+        computed = docker(*run, "show-deps", env=env)
+        assert "  blue 6\n  red 9\n" in computed.stdout, computed.stderr
+        docker("image", "rm", reference, env=env)  # the list's digest names the next one too
+
+
+def test_the_arm64_image_keeps_the_promises(released):
+    """User 10001, no shell, no pip, the labels, commands and exit codes: under emulation."""
+    ref = f"{released['name']}:{VERSION}-arm64"
+    assert docker("image", "inspect", "--format", "{{.Architecture}}", ref).stdout == "arm64\n"
+    checked = structure_test(ref, "distroless", platform="linux/arm64")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    amd64 = int(
+        docker("image", "inspect", "--format", "{{.Size}}", f"{released['name']}:{VERSION}").stdout
+    )
+    arm64 = int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout)
+    assert abs(arm64 - amd64) <= 0.10 * amd64, (arm64, amd64)
+
+
+def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registry, fresh_engine):
+    """A build fills the cache; a fresh engine, pointed at it, runs no step: no download, no
+    compiling. It makes the very same layers."""
+    name = f"my-project-cached-{os.getpid()}"
+    env = {"INVOKE_REGISTRY_CACHE": f"{registry}/team/cache", "INVOKE_DOCKER_IMAGE": name}
+    try:
+        warm = inv("build", env=env)
+        assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+        cold = inv("build", env={**env, "DOCKER_HOST": fresh_engine})
+        assert cold.returncode == 0, cold.stdout[-3000:] + cold.stderr[-3000:]
+        log = cold.stdout + cold.stderr
+        assert "from the build cache" in log or "python:" in log  # the base came from somewhere
+        assert not engine.cache_missed(log)
+        assert engine.ran(log) == []
+        layers = "{{json .RootFS.Layers}}"
+        fresh = {**os.environ, "DOCKER_HOST": fresh_engine}
+        assert docker(
+            "image", "inspect", "--format", layers, f"{name}:{VERSION}", env=fresh
+        ).stdout == (docker("image", "inspect", "--format", layers, f"{name}:{VERSION}").stdout)
+    finally:
+        docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
+
+
+def test_a_cache_that_does_not_answer_is_one_warning_and_a_good_build(distroless):
+    """Nothing listens where the cache should be: one warning line, and the image is built."""
+    down = f"127.0.0.1:{free_port()}/team/cache"
+    built = inv("build", env={"INVOKE_REGISTRY_CACHE": down})
+    assert built.returncode == 0, built.stderr[-3000:]
+    warnings = [line for line in built.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"warning: the build cache {down} does not answer")
+    labels = json.loads(docker("image", "inspect", distroless.ref).stdout)[0]["Config"]["Labels"]
+    assert labels[ROLE] == "runtime"
