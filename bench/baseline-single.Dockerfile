@@ -1,7 +1,7 @@
 # Baseline (a) of `inv bench`: the usual one-stage image, from the same base and requirements.
 # Everything in the build context is copied, pip and its venv stay in the image, nothing is
 # stripped or pruned. The CA bundle and index URL, when given, are BuildKit secrets.
-ARG BASE_IMAGE=python:3.11-slim
+ARG BASE_IMAGE=python:3.13-slim
 FROM ${BASE_IMAGE}
 ENV LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \

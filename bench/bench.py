@@ -2,7 +2,7 @@
 
 Usage (what `inv bench` runs, from the project root):
 
-    python bench/bench.py --docker docker --base python:3.11-slim --image my-project:0.1.0 \
+    python bench/bench.py --docker docker --base python:3.13-slim --image my-project:0.1.0 \
         [--secret id=pip_cert,src=FILE]... [--runs 21] [--out docs]
 
 --image is the runtime image, already built; --secret flags reach every `docker build` as

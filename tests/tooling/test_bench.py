@@ -3,7 +3,9 @@
 import sys
 
 import pytest
-from support import DOCKER, ROOT, image_id
+from support import DOCKER, ROOT, context
+
+from tooling import bootstrap
 
 sys.path.insert(0, str(ROOT / "bench"))
 import bench  # bench/ is a folder of scripts, not a package
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.docker
 
 def test_the_size_split_puts_each_layer_where_it_belongs(distroless):
     """The distroless tree counts as base, the venv as dependencies, the source as app."""
-    base = "python:3.11-slim" if image_id("python:3.11-slim") else "my-project-base:bookworm"
+    base = bootstrap.base(context())  # what the image was built on
     size = bench.image_size(DOCKER, "this project", distroless.ref, base)
     assert sum(size.parts.values()) == size.uncompressed
     assert 10e6 < size.parts["base"] < 60e6

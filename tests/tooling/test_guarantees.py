@@ -22,13 +22,17 @@ from support import (
     ROLE,
     ROOT,
     VERSION,
+    context,
     docker,
     image_id,
     inv,
     last_line,
     project_things,
+    pypi_simple_url,
     structure_test,
 )
+
+from tooling import bootstrap
 
 
 def test_lint_passes_and_every_ignored_rule_says_why():
@@ -59,9 +63,7 @@ def test_no_secret_reaches_any_layer_the_config_or_the_history(project, tmp_path
     bundle = tmp_path / "ca.pem"
     # Text outside the PEM blocks is ignored, so the bundle still verifies this machine's CA.
     bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text() + f"\n# {marker}\n")
-    from pip._internal.models.index import PyPI  # pip's own default index, read at run time
-
-    index = urllib.parse.urlsplit(PyPI.simple_url)
+    index = urllib.parse.urlsplit(pypi_simple_url())  # pip's own default, read at run time
     mirror = index._replace(netloc=f"{marker}:{marker}@{index.netloc}").geturl()
     name = f"my-project-secrets-{os.getpid()}"
     env = {
@@ -297,7 +299,7 @@ def test_clean_with_every_flag_spares_what_is_not_ours(project, distroless, tmp_
     # Something of each kind the project makes: a stopped run container, a dev container.
     docker("create", "--label", f"{ROLE}=run", distroless.ref)
     docker("run", "--detach", "--name", "my-project-dev", "--label", f"{ROLE}=dev",
-           "my-project-base:bookworm", "sleep", "infinity")  # fmt: skip
+           bootstrap.base(context()), "sleep", "infinity")  # fmt: skip
     (project / "htmlcov").mkdir()
     flags = ["--local", "--base", "--yes"]
     if os.environ.get("CI"):  # on a developer's machine, the engine's shared cache is left alone

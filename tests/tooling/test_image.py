@@ -134,7 +134,7 @@ def test_the_test_stage_runs_the_suite_in_the_image(distroless):
 def test_explore_cmd_prints_the_base_python_and_leaves_nothing():
     explored = inv("explore", "--cmd", "python3 -V")
     assert explored.returncode == 0, explored.stderr
-    assert explored.stdout.splitlines()[-1].startswith("Python 3.11")
+    assert explored.stdout.splitlines()[-1].startswith("Python 3.13")
     assert not _dev_container()
 
 
