@@ -176,7 +176,11 @@ def export(c, check=False):
 
 @task(pre=[install])
 def lint(c):
-    """Lint the Python code (ruff) and the Dockerfile (hadolint)."""
+    """Lint the Python code (ruff), the Dockerfile (hadolint) and the CI workflows.
+
+    The workflows are checked against GitHub's schema (check-jsonschema) and audited for
+    security (zizmor), offline both; `.venv/bin/pre-commit install` runs the same at commit.
+    """
     tools = VENV / "bin"
     ok(
         c.run(f"{tools}/ruff check .", echo=True, warn=True),
@@ -193,6 +197,19 @@ def lint(c):
         what="hadolint",
         fix="Fix the Dockerfile lines it names, or ignore a rule on its line, with the reason.",
     )
+    workflows = sorted(str(path) for path in Path(".github/workflows").glob("*.y*ml"))
+    if workflows:
+        schema = [f"{tools}/check-jsonschema", "--builtin-schema", "vendor.github-workflows"]
+        ok(
+            c.run(shlex.join([*schema, *workflows]), echo=True, warn=True),
+            what="check-jsonschema",
+            fix="Fix the workflow where it leaves GitHub's schema, as named above.",
+        )
+        ok(
+            c.run(shlex.join([f"{tools}/zizmor", "--offline", *workflows]), echo=True, warn=True),
+            what="zizmor",
+            fix="Fix the findings above, or ignore one on its line, with the reason.",
+        )
 
 
 # --- The container flow: base -> explore -> build -> run -> clean ----------------------------
