@@ -25,6 +25,7 @@ RUN found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
 ARG RUNTIME_PACKAGES=""
 ARG BUILD_PACKAGES=""
 COPY docker/apt-install /usr/local/bin/
+# hadolint ignore=SC2086 # the package lists split into one argument a package, as meant
 RUN set -eu; \
     apt-install docker.runtime_packages binutils ca-certificates netbase tzdata $RUNTIME_PACKAGES; \
     if [ -n "$BUILD_PACKAGES" ]; then \
