@@ -514,17 +514,27 @@ def clean(c, local=False, base=False, build_cache=False, yes=False):
         engine.docker(c, "builder", "prune", "--force", echo=True)
 
 
+# The platforms that `inv bench` measures: the engine's own, and the other one, emulated.
+BENCH_PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
 @task(pre=[install], help={"runs": "How many starts of each command make a latency median."})
 def bench(c, runs=21):
     """Measure the image against two baselines; write docs/benchmarks.md.
 
-    Size (whole, compressed, by component), cold and incremental build times, a second
-    `inv release`, and start latency. Takes several minutes; run it on a quiet machine.
+    Size (whole, compressed, by component), cold and incremental build times, arm64's (or
+    amd64's) image and cold build, an empty engine's build from a registry cache, a second
+    `inv release`, and start latency. Takes a quarter of an hour; run it on a quiet machine.
+    It needs root, dockerd and docker-registry, for the empty engine and its registry.
     """
     engine.require_buildkit(c)
     build(c)
     argv = [str(VENV / "bin" / "python"), "bench/bench.py", "--docker", c.docker.command]
     argv += ["--base", bootstrap.base(c), "--image", _image_ref(c), "--runs", str(runs)]
+    for platform in BENCH_PLATFORMS:  # the other one is built too, under emulation
+        if platform != platforms.own(c):
+            platforms.require_emulation(c, platform)
+            argv += ["--foreign", f"{platform}={bootstrap.base(c, platform)}"]
     with secrets.build_secrets(c) as flags:
         ok(
             c.run(shlex.join([*argv, *flags]), echo=True, warn=True),

@@ -8,9 +8,11 @@ Usage (what `inv bench` runs, from the project root):
 --image is the runtime image, already built; --secret flags reach every `docker build` as
 they are. The benchmark builds two baselines from the same base and requirements.txt
 (bench/baseline-single.Dockerfile and bench/baseline-two-stage.Dockerfile), builds the
-project cold and after a source-only change, runs `inv release` and `inv test` twice each,
-times container starts, then writes docs/benchmarks.md and docs/image-size.png. Every image
-it makes is named my-project-bench-*, labelled my-project.role=bench, and removed at the end.
+project cold and after a source-only change, cold for each --foreign PLATFORM=BASE too
+(under emulation), and on an empty second engine from a cache in a registry of its own
+(tooling/sandbox.py); it runs `inv release` and `inv test` twice each, times container
+starts, then writes docs/benchmarks.md and docs/image-size.png. Every image it makes is
+named my-project-bench-*, labelled my-project.role=bench, and removed at the end.
 """
 
 import argparse
@@ -35,6 +37,9 @@ matplotlib.use("Agg")  # draw to a file, without a display
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root: the build context
+sys.path.insert(0, str(ROOT))  # tooling/: the tasks' own reading of a build's log, the sandbox
+from tooling import engine, sandbox  # noqa: E402
+
 BENCH = Path(__file__).resolve().parent
 PREFIX = "my-project-bench"  # every image this benchmark makes is named so
 LABEL = "my-project.role=bench"  # and labelled so: `inv clean` removes what is left over
@@ -89,6 +94,7 @@ class Results:
     pip_cached: bool = False
     latency: dict[str, float] = field(default_factory=dict)
     runs: int = 0
+    fresh: tuple[float, list[str]] | None = None  # an empty engine's build: seconds, steps run
 
 
 # --- Running commands ------------------------------------------------------------------------
@@ -115,14 +121,20 @@ def progress(message: str) -> None:
 
 
 def build(
-    docker: list[str], tag: str, flags: list[str], secrets: list[str], context: Path = ROOT
+    docker: list[str],
+    tag: str,
+    flags: list[str],
+    secrets: list[str],
+    context: Path = ROOT,
+    host: str | None = None,
 ) -> Build:
-    """Build CONTEXT with FLAGS (file, target, build args) as TAG, labelled; time it."""
+    """Build CONTEXT with FLAGS (file, target, build args) as TAG, labelled; time it. HOST is
+    another engine's DOCKER_HOST."""
     argv = [*docker, "build", "--progress", "plain", "--tag", tag, "--label", LABEL]
     argv += [*flags, *secrets, str(context)]
     progress(f"building {tag} ...")
     start = time.monotonic()
-    result = run(argv, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    result = run(argv, env={**os.environ, "DOCKER_BUILDKIT": "1", **on(host)})
     seconds = time.monotonic() - start
     if result.returncode:
         print("\n".join(result.stderr.splitlines()[-30:]), file=sys.stderr)
@@ -169,6 +181,56 @@ def project_builds(docker: list[str], base: str, secrets: list[str], results: Re
     progress(f"rebuild: pip-install step cached: {yes_no(results.pip_cached)}")
     nopyc = ["--build-arg", "COMPILE=0"]
     build(docker, f"{PREFIX}-nopyc:latest", [*flags, *nopyc], secrets)  # for start latency only
+
+
+def on(host: str | None) -> dict[str, str]:
+    """The environment that points docker at HOST, where one is given."""
+    return {"DOCKER_HOST": host} if host else {}
+
+
+def foreign_builds(
+    docker: list[str], foreign: dict[str, str], secrets: list[str], results: Results
+) -> dict[str, str]:
+    """Build the project cold for each other platform (PLATFORM: its base), under emulation;
+    return each one's image, by its architecture."""
+    images = {}
+    for target, base in foreign.items():
+        arch = target.partition("/")[2].replace("/", "-")
+        flags = ["--file", str(ROOT / "Dockerfile"), "--target", "runtime", "--no-cache"]
+        flags += ["--platform", target, "--build-arg", f"BASE_IMAGE={base}"]
+        results.builds[f"cold {arch}"] = build(
+            docker, f"{PREFIX}-cold-{arch}:latest", flags, secrets
+        )
+        images[arch] = f"{PREFIX}-cold-{arch}:latest"
+    return images
+
+
+def fresh_engine_build(docker: list[str], base: str, secrets: list[str], results: Results) -> None:
+    """Fill a cache in a registry of our own from this engine's build, then build the same on
+    an empty engine, pointed at that cache: its seconds (the base's pull included), and the
+    steps that it ran (none, if the cache served them all)."""
+    flags = ["--file", str(ROOT / "Dockerfile"), "--build-arg", f"BASE_IMAGE={base}"]
+    flags += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as folder:
+        with sandbox.registry(Path(folder)) as address, sandbox.engine(docker) as host:
+            cache = f"{address}/bench/cache"
+            for stage in ("builder", "runtime"):  # as `inv build` does with registry.cache
+                build(docker, f"{cache}:{stage}", [*flags, "--target", stage], secrets)
+                output([*docker, "push", f"{cache}:{stage}"])
+            output([*docker, "tag", base, f"{cache}:base"])
+            output([*docker, "push", f"{cache}:base"])
+            progress("an empty engine: the base from the cache, then the build ...")
+            start = time.monotonic()
+            pulled = run([*docker, "pull", f"{cache}:base"], env={**os.environ, **on(host)})
+            run([*docker, "tag", f"{cache}:base", base], env={**os.environ, **on(host)})
+            refs = ["--cache-from", f"{cache}:builder", "--cache-from", f"{cache}:runtime"]
+            fresh = build(docker, f"{PREFIX}-fresh:latest", [*flags, "--target", "runtime", *refs],
+                          secrets, host=host)  # fmt: skip
+            seconds = time.monotonic() - start
+            assert pulled.returncode == 0, pulled.stderr
+        output([*docker, "image", "rm", f"{cache}:builder", f"{cache}:runtime", f"{cache}:base"])
+    results.fresh = (seconds, engine.ran(fresh.log))
+    progress(f"an empty engine built from the cache in {seconds:.1f} s, running {results.fresh[1]}")
 
 
 def baseline_builds(docker: list[str], base: str, secrets: list[str], results: Results) -> None:
@@ -367,7 +429,8 @@ def ratio_goal(
 
 def goals(results: Results) -> list[Goal]:
     """The project's goals, each with its measured figure."""
-    ours, _, two_stage = results.sizes
+    sizes = {size.name: size for size in results.sizes}
+    ours, two_stage = sizes["this project"], sizes["baseline (b): two stages"]
     cold, rebuild = results.builds["cold"].seconds, results.builds["rebuild"].seconds
     floor, hello, deps = (results.latency[name] for name in ("floor", "say-hello", "show-deps"))
     listed = [
@@ -414,6 +477,32 @@ def goals(results: Results) -> list[Goal]:
             "show-deps start", f"{deps:.3f} s", "≤ 1.7 x floor", deps / floor, 1.7, "x the floor"
         ),
     ]
+    for name, size in sizes.items():
+        if name.startswith("this project, "):  # another architecture's image
+            listed.append(
+                ratio_goal(
+                    f"{name.partition(', ')[2]} image, against amd64's",
+                    mb(size.uncompressed),
+                    "within 10 % of amd64's",
+                    size.uncompressed / ours.uncompressed,
+                    1.10,
+                    "x amd64's",
+                )
+            )
+            listed[-1].met = abs(size.uncompressed / ours.uncompressed - 1) <= 0.10
+    if results.fresh:
+        seconds, ran = results.fresh
+        listed.append(
+            ratio_goal(
+                "an empty engine's build, from the registry cache",
+                f"{seconds:.1f} s, {len(ran)} steps run",
+                "≤ 0.25 x cold build, no step run",
+                seconds / cold,
+                0.25,
+                "x the cold build",
+            )
+        )
+        listed[-1].met = listed[-1].met and not ran
     whole, pytest_own = results.test_overhead
     listed.append(
         ratio_goal(
@@ -466,6 +555,18 @@ def build_rows(results: Results) -> list[str]:
     )
     rows.append(f"| baseline (a), one stage, cold | {builds['single'].seconds:.1f} | |")
     rows.append(f"| baseline (b), two stages, cold | {builds['two-stage'].seconds:.1f} | |")
+    for name, built in builds.items():
+        if name.startswith("cold "):
+            arch, note = name.partition(" ")[2], f"{built.seconds / cold:.2f} x amd64's; emulated"
+            rows.append(
+                f"| this project, {arch}, cold (`--no-cache`) | {built.seconds:.1f} | {note} |"
+            )
+    if results.fresh:
+        seconds, ran = results.fresh
+        note = f"{seconds / cold:.2f} x cold; steps run: {len(ran)}"
+        rows.append(
+            f"| this project, an empty engine, from the registry cache | {seconds:.1f} | {note} |"
+        )
     for attempt, (seconds, note) in zip(("first", "second"), results.releases, strict=False):
         shown = f"{seconds:.1f}" if seconds is not None else "-"
         rows.append(f"| `inv release`, {attempt} run | {shown} | {note} |")
@@ -591,9 +692,8 @@ def chart(sizes: list[ImageSize], path: Path) -> None:
 
 def remove_images(docker: list[str]) -> None:
     """Remove the images this benchmark made, by their names; nothing else."""
-    tags = [
-        f"{PREFIX}-{name}:latest" for name in ("cold", "rebuild", "nopyc", "single", "two-stage")
-    ]
+    names = ("cold", "rebuild", "nopyc", "single", "two-stage", "cold-arm64", "cold-amd64")
+    tags = [f"{PREFIX}-{name}:latest" for name in names]
     present = [tag for tag in tags if run([*docker, "image", "inspect", tag]).returncode == 0]
     if present:
         run([*docker, "image", "rm", *present])
@@ -607,6 +707,8 @@ def measure(args: argparse.Namespace, docker: list[str]) -> Results:
     releases(results)  # first: it may rebuild --image, which the rest then measures
     test_overhead(results)
     project_builds(docker, args.base, args.secret, results)
+    foreign = foreign_builds(docker, args.foreign, args.secret, results)
+    fresh_engine_build(docker, args.base, args.secret, results)
     baseline_builds(docker, args.base, args.secret, results)
     for name, ref in (
         ("this project", args.image),
@@ -614,6 +716,11 @@ def measure(args: argparse.Namespace, docker: list[str]) -> Results:
         ("baseline (b): two stages", f"{PREFIX}-two-stage:latest"),
     ):
         results.sizes.append(image_size(docker, name, ref, args.base))
+    bases = {
+        target.partition("/")[2].replace("/", "-"): base for target, base in args.foreign.items()
+    }
+    for arch, ref in foreign.items():
+        results.sizes.append(image_size(docker, f"this project, {arch}", ref, bases[arch]))
     commands = start_commands(docker, args.image, f"{PREFIX}-nopyc:latest")
     results.latency = start_latency(commands, args.runs)
     return results
@@ -627,11 +734,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--secret", action="append", default=[], help="passed to every docker build, as is"
     )
+    parser.add_argument(
+        "--foreign", action="append", default=[], help="PLATFORM=BASE: build it too, emulated"
+    )
     parser.add_argument("--runs", type=int, default=21, help="timed rounds of container starts")
     parser.add_argument("--out", default="docs", help="the folder of the report and chart")
     args = parser.parse_args()
     # Each --secret becomes the pair of arguments that docker build takes.
     args.secret = [flag for secret in args.secret for flag in ("--secret", secret)]
+    args.foreign = dict(item.split("=", 1) for item in args.foreign)
     return args
 
 

@@ -7,7 +7,6 @@ marked `docker` build and run images on a real Docker Engine; `inv test --all` r
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +14,17 @@ import pytest
 from support import (
     CORPUS,
     CORPUS_SETTINGS,
+    DOCKER,
     VERSION,
     commit,
     copy_project,
     docker,
     inv,
+    need,
     pypi_simple_url,
-    wait_until,
 )
+
+from tooling import sandbox
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -128,42 +130,16 @@ def corpus(engine, tmp_path_factory) -> Corpus:
 
 
 @pytest.fixture
-def fresh_engine(tmp_path) -> str:
-    """A second Docker Engine, with no image and no build cache: its DOCKER_HOST.
-
-    It has a bridge of its own (mp-fresh0): a second engine with none would delete the first
-    one's docker0. Its containers reach the host, not the internet (no NAT).
-    """
-    dockerd = shutil.which("dockerd")
-    if not dockerd or os.geteuid() != 0:
-        reason = "a second Docker Engine needs root and dockerd"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    bridge = "mp-fresh0"
-    for command in (
-        ["link", "add", bridge, "type", "bridge"],
-        ["addr", "add", "10.213.0.1/24", "dev", bridge],
-        ["link", "set", bridge, "up"],
-    ):
-        subprocess.run(["ip", *command], check=True, capture_output=True)  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="my-project-engine-"))  # short: sockets have a limit
-    host = f"unix://{folder}/docker.sock"
-    log = (tmp_path / "dockerd.log").open("w")
-    daemon = subprocess.Popen(
-        [dockerd, "--data-root", folder / "data", "--exec-root", folder / "exec",
-         "--pidfile", folder / "pid", "--host", host, "--bridge", bridge,
-         "--iptables=false", "--ip-masq=false"],
-        stdout=log, stderr=log,
-    )  # fmt: skip
-    env = {**os.environ, "DOCKER_HOST": host}
-    answer = lambda: docker("version", check=False, env=env).returncode == 0  # noqa: E731
-    try:
-        assert wait_until(answer, timeout=60), (tmp_path / "dockerd.log").read_text()[-3000:]
+def fresh_engine() -> str:
+    """A second Docker Engine, with no image and no build cache: its DOCKER_HOST."""
+    need(shutil.which("dockerd") and os.geteuid() == 0, "a second engine needs root and dockerd")
+    with sandbox.engine(DOCKER) as host:
         yield host
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        subprocess.run(["ip", "link", "delete", bridge], check=False, capture_output=True)
-        subprocess.run(["umount", "--recursive", "--lazy", folder / "data"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def registry(tmp_path) -> str:
+    """A registry that anyone may push to, on loopback: its address."""
+    need(shutil.which("docker-registry"), "no docker-registry (apt-get install docker-registry)")
+    with sandbox.registry(tmp_path) as address:
+        yield address

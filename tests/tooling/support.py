@@ -4,17 +4,16 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 import tomllib
-import urllib.request
 from pathlib import Path
 
 import invoke
 import pytest
+
+from tooling.sandbox import free_port, wait_until  # noqa: F401 # the tests' too
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = shlex.split(os.environ.get("INVOKE_DOCKER_COMMAND", "docker"))
@@ -125,15 +124,6 @@ def structure_test(
     return subprocess.run(argv, capture_output=True, text=True, timeout=900)
 
 
-def wait_until(condition, timeout: float = 30.0, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return False
-
-
 def context() -> invoke.Context:
     """An invoke Context with the project's configuration, INVOKE_* variables included, as
     `inv` makes it: for the tooling's own mechanics (tooling/) in a test."""
@@ -143,12 +133,6 @@ def context() -> invoke.Context:
     config.load_collection(tasks.ns.configuration())
     config.load_shell_env()
     return invoke.Context(config)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def pypi_simple_url() -> str:
@@ -190,33 +174,9 @@ def owners(sbom: dict) -> dict[str, str]:
     }
 
 
-def answers(address: str) -> bool:
-    """Whether a registry answers at ADDRESS (200, or 401 when it wants a login)."""
-    try:
-        with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as answer:
-            return answer.status == 200
-    except OSError as error:
-        return getattr(error, "code", None) == 401  # up, and asking for credentials
-
-
-def start_registry(folder: Path, auth: str = ""):
-    """Debian's docker-registry on a free loopback port, its storage in FOLDER: its address
-    and its process. Docker pushes to 127.0.0.1 without TLS."""
-    server = shutil.which("docker-registry")
-    if not server:
-        reason = "docker-registry is not installed (apt-get install docker-registry)"
+def need(condition: object, reason: str) -> None:
+    """Skip the test where CONDITION fails, for REASON; in CI, where all must be, fail it."""
+    if not condition:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    address = f"127.0.0.1:{free_port()}"
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: error, accesslog: {disabled: true}}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'storage'}}}}}\n"
-        f"http: {{addr: {address}}}\n" + auth
-    )
-    log = (folder / "registry.log").open("w")
-    process = subprocess.Popen([server, "serve", config], stdout=log, stderr=log)
-    assert wait_until(lambda: answers(address), timeout=20), (folder / "registry.log").read_text()
-    return address, process

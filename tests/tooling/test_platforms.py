@@ -9,6 +9,7 @@ arm64 runs under qemu's emulation.
 import json
 import os
 import re
+import shutil
 
 import pytest
 from support import (
@@ -18,11 +19,11 @@ from support import (
     docker,
     free_port,
     inv,
-    start_registry,
+    need,
     structure_test,
 )
 
-from tooling import engine
+from tooling import engine, sandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -31,10 +32,10 @@ PLATFORMS = ["linux/amd64", "linux/arm64"]
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    address, process = start_registry(tmp_path_factory.mktemp("registry"))
-    yield address
-    process.terminate()
-    process.wait()
+    """One registry for the module: the release's, and the cache's."""
+    need(shutil.which("docker-registry"), "no docker-registry (apt-get install docker-registry)")
+    with sandbox.registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,18 @@ temporary folder, and stopped afterwards. Docker pushes to 127.0.0.1 without TLS
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
 import warnings
 
 import pytest
-from support import VERSION, docker, free_port, image_id, inv, last_line, start_registry
+from support import VERSION, docker, free_port, image_id, inv, last_line, need
+
+from tooling import sandbox
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def registry(tmp_path):
-    """A registry that anyone may push to."""
-    address, process = start_registry(tmp_path)
-    yield address
-    process.terminate()
-    process.wait()
 
 
 @pytest.fixture
@@ -37,10 +31,9 @@ def locked_registry(tmp_path):
         hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324
     (tmp_path / "htpasswd").write_text(f"alice:{hashed}\n")
     auth = f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
-    address, process = start_registry(tmp_path, auth)
-    yield address
-    process.terminate()
-    process.wait()
+    need(shutil.which("docker-registry"), "no docker-registry (apt-get install docker-registry)")
+    with sandbox.registry(tmp_path, auth) as address:
+        yield address
 
 
 def _catalog(address: str) -> list[str]:
