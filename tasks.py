@@ -640,8 +640,9 @@ def _pushed(c: Context, source: str, remote: str) -> str:
 def release(c, push=False):
     """Run the whole flow, from a fresh clone to a tested image.
 
-    venv, lock, install, lint, test, export, the test stage, the runtime, the smoke test
-    (and with --push, push). Steps whose inputs are unchanged say so and skip.
+    venv, lock, install, lint, test, export, the test stage and the runtime of each platform,
+    the smoke test of each (and with --push, push). Steps whose inputs are unchanged say so
+    and skip.
     """
     engine.require_buildkit(c)  # before any work: a release without an engine could only fail
     steps = {
@@ -653,7 +654,7 @@ def release(c, push=False):
         "export": lambda: export(c),
         "build the test stage": lambda: build(c, test=True),
         "build the runtime": lambda: build(c),
-        "smoke test": lambda: smoke(c),
+        "smoke test": lambda: [smoke(c, platform=platform) for platform in platforms.wanted(c)],
     }
     if push or c.registry.push:
         steps["push"] = lambda: _push(c)

@@ -10,6 +10,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from support import CORPUS_SETTINGS, ROLE, ROOT, context, docker, free_port
+from support import CORPUS_SETTINGS, ROLE, ROOT, VERSION, context, docker, free_port, inv, last_line
 
 from tooling import bootstrap, secrets
 
@@ -159,3 +160,18 @@ def report(folder: Path, results: dict[str, dict], sizes: dict[str, int]) -> Non
     lines += ["", ", ".join(f"{runtime}: {n} of {len(results[runtime])} passed"
                             for runtime, n in passed.items()) + ".", ""]  # fmt: skip
     (ROOT / "docs" / "corpus.md").write_text("\n".join(lines))
+
+
+def test_an_sdist_without_its_build_packages_is_one_line_naming_the_setting(corpus):
+    """psycopg2 and mysqlclient cannot build without their headers: the build ends in one line
+    that names them and docker.build_packages, and the image's tag keeps what it held."""
+    name = f"my-project-corpus-unbuilt-{os.getpid()}"
+    env = {**CORPUS_SETTINGS, "INVOKE_DOCKER_BUILD_PACKAGES": "", "INVOKE_DOCKER_IMAGE": name}
+    failed = inv("build", cwd=corpus.folder, env=env)
+    assert failed.returncode != 0
+    line = last_line(failed)
+    assert line.startswith("error: ") and "has no wheel for this platform" in line, line
+    assert re.search(r"(psycopg2|mysqlclient)", line), line
+    assert "docker.build_packages (INVOKE_DOCKER_BUILD_PACKAGES)" in line
+    assert line.endswith(f"({name}:{VERSION} still holds what it held before.)")
+    assert "Traceback" not in failed.stdout + failed.stderr
