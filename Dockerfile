@@ -44,14 +44,14 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
     pip-install /tmp/requirements.txt
-# 0 keeps the native libraries' symbols, for debugging.
+# 0 keeps the native code's symbols and the packages' test suites, for debugging.
 ARG STRIP=1
 # 0 leaves bytecode to each start (slower: the runtime cannot write it); for the benchmark.
 ARG COMPILE=1
 COPY docker/elf.py docker/strip.py /opt/build/
-# Native libraries ship with their symbols: stripped, polars' engine loses a quarter of its
-# size. A library that stripping would break (one that patchelf rewrote) stays as it was.
-# Bytecode is compiled once, here, instead of at every start of a container that cannot write it.
+# Native code ships with its symbols: stripped, polars' engine loses a quarter of its size. A
+# library that stripping would break (one that patchelf rewrote) stays as it was, and test
+# suites go. Bytecode is compiled once, here, not at every start of a read-only container.
 RUN set -eu; \
     if [ "$STRIP" = 1 ]; then python3 /opt/build/strip.py /opt/venv; fi; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi; \

@@ -363,13 +363,11 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
     argv += ["--label", f"{NAME}.sbom={sbom.path(c, tag)}"] if runtime else []
     argv += [flag for ref in tags for flag in ("--tag", ref)]
     before = engine.image_id(c, tags[0])
-    log = _docker_build(c, argv, keeps=tags[0])
+    log = engine.build(c, argv, keeps=tags[0])
     # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
     if cache and (engine.ran(log) or engine.cache_missed(log)):
-        _docker_build(
-            c,
-            [*common, "--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]],
-        )
+        builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
+        engine.build(c, [*common, *builder])
         registry.push_cache(c, refs["builder"], refs["builder"])
         registry.push_cache(c, tags[0], refs[target])
     state = (
@@ -378,25 +376,6 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
     print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
     if runtime:
         sbom.write(c, tags[0], sbom.path(c, tag))
-
-
-# A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
-STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ (error: .+\.)$", re.MULTILINE)
-
-
-def _docker_build(c: Context, argv: list[str], keeps: str | None = None) -> str:
-    """Run `docker build ARGV .` with pip's secrets; return its log. A failure ends in one line."""
-    with secrets.build_secrets(c) as flags:
-        result = engine.docker(
-            c, *argv, *flags, ".", env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True
-        )
-    if result.failed:
-        # A step that fails for a reason the user can fix says so in one sentence: repeat it.
-        said = STEP_ERROR.findall(result.stdout + result.stderr)
-        reason = said[-1] if said else "error: the build failed at the step shown above."
-        kept = f" ({keeps} still holds what it held before.)" if keeps else ""
-        raise Exit(f"{reason}{kept}", code=result.exited)
-    return result.stdout + result.stderr
 
 
 def _container_of(ref: str, platform: str) -> list[str]:
@@ -583,9 +562,13 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     if len(sources) == 1:
         [source] = sources.values()
         for tag in tags:
-            digest = _pushed(c, source, f"{repository}:{tag}")  # one image: one digest
-    else:
-        digest = _push_list(c, sources, repository, tags)
+            digest = registry.push(c, source, f"{repository}:{tag}")  # one image: one digest
+    else:  # each platform's image, then under each tag a manifest list of them all
+        remote = {
+            platform: f"{repository}:{VERSION}-{platforms.suffix(platform)}" for platform in sources
+        }
+        images = [f"{repository}@{registry.push(c, sources[p], remote[p])}" for p in sources]
+        digest = registry.push_list(c, repository, tags, images)
     reference = f"{repository}@{digest}"
     # Pulled by digest under a throwaway name: what the registry serves is what gets tested.
     for platform in sources:
@@ -604,36 +587,6 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     for platform in sources:
         print(f"  SBOM of {platform}: {sbom.path(c, platforms.tag(c, platform, VERSION))}")
     return reference
-
-
-def _push_list(c: Context, sources: dict[str, str], repository: str, tags: list[str]) -> str:
-    """Push each platform's image (VERSION-ARCH), then a manifest list of them all under each of
-    TAGS; return the list's digest."""
-    images = []
-    for platform, source in sources.items():
-        remote = f"{repository}:{VERSION}-{platforms.suffix(platform)}"
-        images.append(f"{repository}@{_pushed(c, source, remote)}")
-    # The manifest commands reach a plain-HTTP registry only when told, unlike push and pull.
-    insecure = ["--insecure"] if registry.insecure(c, repository) else []
-    for tag in tags:
-        listed = f"{repository}:{tag}"
-        created = engine.docker(c, "manifest", "create", *insecure, "--amend", listed, *images,
-                                echo=True, hide="stdout", warn=True)  # fmt: skip
-        registry.require_ok(created, c.registry.url)
-        pushed = engine.docker(
-            c, "manifest", "push", *insecure, "--purge", listed, echo=True, warn=True
-        )
-        registry.require_ok(pushed, c.registry.url)
-    return pushed.stdout.strip().splitlines()[-1] if pushed.stdout.strip() else "unknown"
-
-
-def _pushed(c: Context, source: str, remote: str) -> str:
-    """Tag SOURCE as REMOTE and push it; return the digest that the registry gave it."""
-    engine.docker(c, "tag", source, remote, echo=True)
-    pushed = engine.docker(c, "push", remote, echo=True, warn=True)
-    registry.require_ok(pushed, c.registry.url)
-    found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
-    return found[1] if found else "unknown"  # none under --dry
 
 
 @task(help={"push": "End by pushing the tested image to the registry (or set registry.push)."})

@@ -6,7 +6,11 @@ import shutil
 
 from invoke import Context, Exit, Result
 
+from tooling import secrets
 from tooling.commands import probe as _probe
+
+# A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
+STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ (error: .+\.)$", re.MULTILINE)
 
 
 def argv(c: Context, *args: str) -> str:
@@ -64,6 +68,19 @@ def require_buildkit(c: Context) -> None:
         "Dockerfile needs. Install the buildx plugin, or point INVOKE_DOCKER_COMMAND at a CLI "
         "that has BuildKit (such as Debian's own, /usr/bin/docker)."
     )
+
+
+def build(c: Context, argv: list[str], keeps: str | None = None) -> str:
+    """Run `docker build ARGV .` with pip's secrets; return its log. A failure ends in one line:
+    the last `error: ...` that a build step printed, where one did, and the image that KEEPS."""
+    with secrets.build_secrets(c) as flags:
+        result = docker(c, *argv, *flags, ".", env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True)
+    if result.failed:
+        said = STEP_ERROR.findall(result.stdout + result.stderr)
+        reason = said[-1] if said else "error: the build failed at the step shown above."
+        kept = f" ({keeps} still holds what it held before.)" if keeps else ""
+        raise Exit(f"{reason}{kept}", code=result.exited)
+    return result.stdout + result.stderr
 
 
 def image_id(c: Context, ref: str) -> str | None:

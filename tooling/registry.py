@@ -1,4 +1,5 @@
-"""Registries: where the image is pushed, and the build cache that a team shares through one.
+"""Registries: where the image is pushed (a manifest list, for several platforms), and the build
+cache that a team shares through one.
 
 Every push and pull that fails ends in one line naming the registry and the likely fix. The
 cache is a help, never a need: a cache registry that does not answer costs one warning line
@@ -33,12 +34,38 @@ def require_ok(result: Result, registry: str) -> None:
     )
 
 
+def push(c: Context, source: str, remote: str) -> str:
+    """Tag SOURCE as REMOTE and push it to registry.url; return the digest the registry gave."""
+    engine.docker(c, "tag", source, remote, echo=True)
+    pushed = engine.docker(c, "push", remote, echo=True, warn=True)
+    require_ok(pushed, c.registry.url)
+    found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+    return found[1] if found else "unknown"  # none under --dry
+
+
+def push_list(c: Context, repository: str, tags: list[str], images: list[str]) -> str:
+    """Push a manifest list of IMAGES (pushed already, by digest) under each of TAGS; return
+    the list's digest."""
+    # The manifest commands reach a plain-HTTP registry only when told, unlike push and pull.
+    insecure = ["--insecure"] if insecure_registry(c, repository) else []
+    for tag in tags:
+        listed = f"{repository}:{tag}"
+        created = engine.docker(c, "manifest", "create", *insecure, "--amend", listed, *images,
+                                echo=True, hide="stdout", warn=True)  # fmt: skip
+        require_ok(created, c.registry.url)
+        pushed = engine.docker(
+            c, "manifest", "push", *insecure, "--purge", listed, echo=True, warn=True
+        )
+        require_ok(pushed, c.registry.url)
+    return pushed.stdout.strip().splitlines()[-1] if pushed.stdout.strip() else "unknown"
+
+
 def host(reference: str) -> str:
     """The registry's host (and port) in REFERENCE: 127.0.0.1:5000/team/x -> 127.0.0.1:5000."""
     return reference.split("/")[0]
 
 
-def insecure(c: Context, reference: str) -> bool:
+def insecure_registry(c: Context, reference: str) -> bool:
     """Whether the engine reaches REFERENCE's registry over plain HTTP, as it does loopback's
     (127.0.0.0/8) and those named in its insecure-registries."""
     answer = engine.probe(c, "info", "--format", "{{json .RegistryConfig}}")
@@ -60,7 +87,7 @@ def cache(c: Context) -> str | None:
     if not repository or c.config.run.dry:
         return repository or None
     if repository not in _answers:
-        scheme = "http" if insecure(c, repository) else "https"
+        scheme = "http" if insecure_registry(c, repository) else "https"
         url = f"{scheme}://{host(repository)}/v2/"  # the registry API's root: 200, or 401
         try:
             with urllib.request.urlopen(url, timeout=3):  # noqa: S310 # http(s), made above
