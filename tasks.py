@@ -127,7 +127,8 @@ def test(c, all=False, changed=False):
     if changed and not extra and stamps.done("test", fingerprint):
         print("nothing the suite reads changed since its last green run: skipped")
         return
-    argv = [str(VENV / "bin" / "python"), "-m", "pytest", "-s", "--tb=native", "--cov=my_project"]
+    argv = [str(VENV / "bin" / "python"), "-m", "pytest", "-s", "--tb=native", "--durations=10"]
+    argv += ["--cov=my_project"]
     argv += ["--cov-report", "term-missing", "--cov-report", "html:htmlcov", "tests"]
     argv += [] if all else ["-m", "not docker and not slow"]
     # Coverage must be complete on a whole run; a selection (after --) covers only part.

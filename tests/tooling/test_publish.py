@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import time
 import urllib.request
-import warnings
 
 import pytest
 from support import VERSION, docker, free_port, image_id, inv, last_line, need
@@ -21,15 +20,15 @@ from tooling import sandbox
 pytestmark = pytest.mark.docker
 
 
+# alice's password, "secret", hashed with bcrypt as the registry's htpasswd wants it (made once
+# with crypt.crypt(..., METHOD_BLOWFISH); the crypt module is gone from Python 3.13).
+HTPASSWD = "alice:$2b$12$a7jM64jcS6fYdbZsSLpTLuGvVLGQ.ih1oYCmnkHGGUb8He3epVcou\n"
+
+
 @pytest.fixture
 def locked_registry(tmp_path):
     """A registry that wants a login."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # bcrypt, as the registry's htpasswd wants it
-
-        hashed = crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324
-    (tmp_path / "htpasswd").write_text(f"alice:{hashed}\n")
+    (tmp_path / "htpasswd").write_text(HTPASSWD)
     auth = f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
     need(shutil.which("docker-registry"), "no docker-registry (apt-get install docker-registry)")
     with sandbox.registry(tmp_path, auth) as address:
@@ -55,11 +54,12 @@ def test_release_push_round_trip(registry, project):
     revision = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True, text=True
     )
-    tags = docker("image", "inspect", "--format", "{{json .RepoTags}}", reference).stdout
+    pushed = json.loads(docker("image", "inspect", f"{registry}/team/{name}:{VERSION}").stdout)[0]
+    assert reference in pushed["RepoDigests"]
     for tag in (VERSION, revision.stdout.strip(), "latest"):
-        assert f"{registry}/team/{name}:{tag}" in tags
+        assert f"{registry}/team/{name}:{tag}" in pushed["RepoTags"]
     # Remove the image, every tag of it, then get it back by its digest alone.
-    docker("image", "rm", "--force", image_id(reference))
+    docker("image", "rm", "--force", pushed["Id"])
     assert not image_id(reference)
     try:
         assert docker("pull", reference).returncode == 0

@@ -1,9 +1,10 @@
 """One setting moves everything: python.version 3.11 gives a 3.11 image, on Debian bookworm.
 
-A copy of the project, with numpy added, is released with INVOKE_PYTHON_VERSION=3.11: its
-.venv, requires-python and lock, its bootstrapped base (bookworm), its test stage and its
-runtime all follow. bookworm's binutils (2.40) is the strip that breaks numpy's OpenBLAS,
-rewritten by patchelf: numpy must load and compute in the image all the same.
+A copy of the project, with numpy added, is built with INVOKE_PYTHON_VERSION=3.11: its
+.venv, requires-python and lock, its base (bookworm's, where python:3.11-slim cannot be
+pulled), its test stage, its runtime and the smoke test all follow. bookworm's binutils
+(2.40) is the strip that breaks numpy's OpenBLAS, rewritten by patchelf: numpy must load
+and compute in the image all the same.
 """
 
 import os
@@ -16,7 +17,7 @@ from support import VERSION, commit, copy_project, docker, elf_files, inv, owner
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-def test_python_3_11_releases_on_bookworm_and_numpy_survives_its_strip(tmp_path):
+def test_python_3_11_builds_on_bookworm_and_numpy_survives_its_strip(tmp_path):
     project = copy_project(tmp_path / "project", share_venv=False)
     name = f"my-project-py311-{os.getpid()}"
     env = {"INVOKE_PYTHON_VERSION": "3.11", "INVOKE_DOCKER_IMAGE": name}
@@ -31,17 +32,17 @@ def test_python_3_11_releases_on_bookworm_and_numpy_survives_its_strip(tmp_path)
     commit(project, "numpy, on Python 3.11")
     ref = f"{name}:{VERSION}"
     try:
-        released = inv("release", cwd=project, env=env, timeout=3600)
-        assert released.returncode == 0, released.stdout[-4000:] + released.stderr[-4000:]
-        assert re.search(r"my-project-base:bookworm-amd64|python:3\.11-slim", released.stdout)
+        for step in (["build", "--test"], ["build"], ["smoke"]):  # what a release builds
+            done = inv(*step, cwd=project, env=env, timeout=3600)
+            assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+            if step[0] == "build":  # on bookworm, or on the official 3.11 image
+                assert re.search(r"my-project-base:bookworm-amd64|python:3\.11-slim", done.stdout)
         run = ["run", "--rm", "--entrypoint", "/opt/venv/bin/python", ref, "-c"]
         version = docker(*run, "import sys; print(sys.version_info[:2])")
         assert version.stdout == "(3, 11)\n"
-        computed = docker(
-            *run, "import numpy as np; print(np.__version__, np.linalg.det(np.eye(3) * 2))"
-        )
-        assert computed.returncode == 0, computed.stderr
-        assert computed.stdout.split()[1] == "8.0"
+        determinant = "import numpy as np; print(round(np.linalg.det(np.eye(3) * 2)))"
+        computed = docker(*run, determinant)
+        assert computed.stdout == "8\n", computed.stderr
         assert sorted(elf_files(ref) - owners(sbom_of(ref, project)).keys()) == []
     finally:
         docker("image", "rm", "--force", ref, f"{name}:latest", f"{name}:test", check=False)

@@ -220,7 +220,8 @@ def test_install_syncs_the_core_test_and_dev_groups():
 
 
 PYTEST = (
-    ".venv/bin/python -m pytest -s --tb=native --cov=my_project --cov-report term-missing"
+    ".venv/bin/python -m pytest -s --tb=native --durations=10 --cov=my_project"
+    " --cov-report term-missing"
     " --cov-report html:htmlcov tests"
 )
 
