@@ -138,6 +138,17 @@ def _held(package: dict, regular: set[str], bytecode: dict[str, list[str]]) -> l
         prefix = PREFIX.match(location["path"]) if package["type"] == "binary" else None
         if prefix and not prefix[1].startswith("/usr/bin"):
             base, version = prefix[1], prefix[2]
-            tree = f"{base}/lib/python{version}/", f"{base}/lib/libpython{version}", f"{base}/bin/"
-            held += [path for path in regular if path.startswith(tree)]
+            held += [path for path in regular if path.startswith(_installed(base, version))]
     return [path for path in held if path in regular]
+
+
+def _installed(prefix: str, version: str) -> tuple[str, ...]:
+    """Where `make install` of CPython VERSION puts its files under PREFIX."""
+    return (
+        f"{prefix}/bin/",
+        f"{prefix}/lib/python{version}/",
+        f"{prefix}/lib/libpython3",  # libpython3.13.so.1.0, and libpython3.so, the stable ABI's
+        f"{prefix}/lib/pkgconfig/python",
+        f"{prefix}/include/python{version}/",
+        f"{prefix}/share/man/man1/python",
+    )

@@ -180,3 +180,13 @@ def need(condition: object, reason: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+def locked(folder: Path) -> str:
+    """The configuration that makes a registry want a login: alice's, whose password, "secret",
+    is hashed with bcrypt in htpasswd (made once with crypt.crypt(..., METHOD_BLOWFISH): the
+    crypt module is gone from Python 3.13)."""
+    (folder / "htpasswd").write_text(
+        "alice:$2b$12$a7jM64jcS6fYdbZsSLpTLuGvVLGQ.ih1oYCmnkHGGUb8He3epVcou\n"
+    )
+    return f"auth: {{htpasswd: {{realm: test, path: {folder / 'htpasswd'}}}}}\n"

@@ -19,6 +19,7 @@ from support import (
     docker,
     free_port,
     inv,
+    locked,
     need,
     structure_test,
 )
@@ -120,13 +121,32 @@ def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registr
         docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
 
 
+def built_beside(distroless, env: dict) -> list[str]:
+    """`inv build` with ENV, under a name of its own; the warnings it printed. It must build."""
+    name = f"my-project-warned-{os.getpid()}"
+    try:
+        built = inv("build", env={**env, "INVOKE_DOCKER_IMAGE": name})
+        assert built.returncode == 0, built.stderr[-3000:]
+        labels = json.loads(docker("image", "inspect", f"{name}:{VERSION}").stdout)[0]["Config"]
+        assert labels["Labels"][ROLE] == "runtime"
+        return [line for line in built.stdout.splitlines() if line.startswith("warning:")]
+    finally:
+        docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
+
+
 def test_a_cache_that_does_not_answer_is_one_warning_and_a_good_build(distroless):
     """Nothing listens where the cache should be: one warning line, and the image is built."""
     down = f"127.0.0.1:{free_port()}/team/cache"
-    built = inv("build", env={"INVOKE_REGISTRY_CACHE": down})
-    assert built.returncode == 0, built.stderr[-3000:]
-    warnings = [line for line in built.stdout.splitlines() if line.startswith("warning:")]
+    warnings = built_beside(distroless, {"INVOKE_REGISTRY_CACHE": down})
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith(f"warning: the build cache {down} does not answer")
-    labels = json.loads(docker("image", "inspect", distroless.ref).stdout)[0]["Config"]["Labels"]
-    assert labels[ROLE] == "runtime"
+
+
+def test_a_cache_that_refuses_is_one_warning_and_a_good_build(distroless, tmp_path):
+    """A registry that wants a login nobody gave: one warning line, and the image is built."""
+    with sandbox.registry(tmp_path, locked(tmp_path)) as address:
+        cache = f"{address}/team/cache"
+        env = {"INVOKE_REGISTRY_CACHE": cache, "DOCKER_CONFIG": str(tmp_path / "config")}
+        warnings = built_beside(distroless, env)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"warning: the build cache {cache} took nothing (")

@@ -13,25 +13,18 @@ import time
 import urllib.request
 
 import pytest
-from support import VERSION, docker, free_port, image_id, inv, last_line, need
+from support import VERSION, docker, free_port, image_id, inv, last_line, locked, need
 
 from tooling import sandbox
 
 pytestmark = pytest.mark.docker
 
 
-# alice's password, "secret", hashed with bcrypt as the registry's htpasswd wants it (made once
-# with crypt.crypt(..., METHOD_BLOWFISH); the crypt module is gone from Python 3.13).
-HTPASSWD = "alice:$2b$12$a7jM64jcS6fYdbZsSLpTLuGvVLGQ.ih1oYCmnkHGGUb8He3epVcou\n"
-
-
 @pytest.fixture
 def locked_registry(tmp_path):
     """A registry that wants a login."""
-    (tmp_path / "htpasswd").write_text(HTPASSWD)
-    auth = f"auth: {{htpasswd: {{realm: test, path: {tmp_path / 'htpasswd'}}}}}\n"
     need(shutil.which("docker-registry"), "no docker-registry (apt-get install docker-registry)")
-    with sandbox.registry(tmp_path, auth) as address:
+    with sandbox.registry(tmp_path, locked(tmp_path)) as address:
         yield address
 
 
