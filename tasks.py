@@ -578,8 +578,8 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
             engine.docker(c, "pull", "--platform", platform, reference, echo=True, warn=True), url
         )
         engine.docker(c, "tag", reference, throwaway, echo=True)
-        # The digest names every platform's image: the next one could not be pulled under it.
-        engine.docker(c, "image", "rm", reference, hide=True, warn=True)
+        if len(sources) > 1:  # the list's digest names each platform's: the next one needs it
+            engine.docker(c, "image", "rm", reference, hide=True, warn=True)
         try:
             smoke(c, image=throwaway, platform=platform)
         finally:
