@@ -12,7 +12,6 @@ tooling/, a module a job: the engine, secrets, Pythons, the base image, registri
 """
 
 import os
-import re
 import shlex
 import signal
 import sys
@@ -384,13 +383,6 @@ def _container_of(ref: str, platform: str) -> list[str]:
     return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run", ref]
 
 
-def _platform(c: Context, platform: str | None) -> str:
-    """The platform that --platform names, checked; by default the engine's own."""
-    if platform and not re.fullmatch(r"linux/[a-z0-9]+(/v\d)?", platform):
-        raise Exit(f"error: --platform {platform!r} is not a platform such as linux/arm64.")
-    return platform or platforms.own(c)
-
-
 @task(
     help={
         "cmd": 'The image\'s arguments, as one string: "say-hello --name alice".',
@@ -405,7 +397,7 @@ def run(c, cmd=None, platform=None):
     """
     argv = split(cmd) if cmd else []
     engine.require(c)
-    platform = _platform(c, platform)
+    platform = platforms.one(c, platform)
     ref = _image_ref(c, platforms.tag(c, platform, VERSION))
     engine.require_image(c, ref)
     result = engine.docker(c, *_container_of(ref, platform), *argv, echo=True, warn=True)
@@ -430,7 +422,7 @@ def _pinned(distribution: str) -> str:
 def smoke(c, image=None, platform=None):
     """Check what show-deps and say-hello print in the image."""
     engine.require(c)
-    platform = _platform(c, platform)
+    platform = platforms.one(c, platform)
     ref = image or _image_ref(c, platforms.tag(c, platform, VERSION))
     engine.require_image(c, ref)
     checks = {

@@ -17,6 +17,7 @@ QEMU_ARCH = {"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "386": "i386",
 # What the engine's CPU runs without emulation, beyond its own architecture.
 NATIVE_TOO = {"amd64": {"386"}, "arm64": {"arm"}}
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
+PLATFORM = re.compile(r"linux/[a-z0-9]+(/v\d)?")  # OS/ARCH[/VARIANT], as docker names one
 _engine_platform: dict[str, str] = {}  # asked once a process
 
 
@@ -32,12 +33,19 @@ def wanted(c: Context) -> list[str]:
     """docker.platforms, checked; where it is unset, the engine's own platform alone."""
     listed = [item.strip() for item in (c.docker.platforms or "").split(",") if item.strip()]
     for platform in listed:
-        if not re.fullmatch(r"linux/[a-z0-9]+(/v\d)?", platform):
+        if not PLATFORM.fullmatch(platform):
             raise Exit(
                 f"error: docker.platforms names {platform!r}, not a platform such as linux/arm64. "
                 "Fix INVOKE_DOCKER_PLATFORMS (a comma-separated list) or invoke.yaml."
             )
     return list(dict.fromkeys(listed)) or [own(c)]
+
+
+def one(c: Context, platform: str | None) -> str:
+    """The platform that a task's --platform names, checked; by default the engine's own."""
+    if platform and not PLATFORM.fullmatch(platform):
+        raise Exit(f"error: --platform {platform!r} is not a platform such as linux/arm64.")
+    return platform or own(c)
 
 
 def arch(platform: str) -> str:
