@@ -43,10 +43,12 @@ import elf
 
 UID = GID = 10001
 # Parts of the standard library that no app in a container uses: the test suite, what needs
-# a display, ensurepip (which would bring pip back), and the static library with its config.
+# a display, the topics of the interactive help(), ensurepip (which would bring pip back),
+# and the static library with its config.
 LEFT_OUT = re.compile(
     r"^(__pycache__|config-.*|ensurepip|idlelib|idle_test|site-packages|dist-packages|tests?"
-    r"|tkinter|turtle\.py|turtledemo|_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*)\b"
+    r"|tkinter|turtle\.py|turtledemo|_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*"
+    r"|pydoc_data)\b"
 )
 # What a runtime has no use for in a package: documentation, and programs (no tools at all).
 NOT_CARRIED = re.compile(r"^/usr/share/(doc|man|info|lintian|bug|locale)/|/(s?bin|libexec)/")

@@ -45,10 +45,11 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
         print(f"{wanted} is not here for {platform}: using {local}, bootstrapped from Debian")
         _share(c, local, shared)
         return local
-    if not force and shared and engine.docker(c, "pull", shared, hide=True, warn=True).ok:
-        engine.docker(c, "tag", shared, local, echo=True)
-        print(f"{wanted} is not here for {platform}: using {local}, from the build cache")
-        return local
+    if not force and shared and registry.has(c, shared):
+        # Named as the cache has it: BuildKit reads its config there, and its layers only if a
+        # step must run on it (none, where the cache holds the build: nothing to download).
+        print(f"{wanted} is not here for {platform}: using {shared}, from the build cache")
+        return shared
     if (
         not force
         and engine.docker(c, "pull", "--platform", platform, wanted, echo=True, warn=True).ok

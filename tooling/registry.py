@@ -60,6 +60,12 @@ def push_list(c: Context, repository: str, tags: list[str], images: list[str]) -
     return pushed.stdout.strip().splitlines()[-1] if pushed.stdout.strip() else "unknown"
 
 
+def has(c: Context, reference: str) -> bool:
+    """Whether the registry holds REFERENCE (its manifest is read, nothing is pulled)."""
+    insecure = ["--insecure"] if insecure_registry(c, reference) else []
+    return engine.probe(c, "manifest", "inspect", *insecure, reference).ok
+
+
 def host(reference: str) -> str:
     """The registry's host (and port) in REFERENCE: 127.0.0.1:5000/team/x -> 127.0.0.1:5000."""
     return reference.split("/")[0]
