@@ -39,7 +39,8 @@ COPY docker/pip-install docker/layer /usr/local/bin/
 # Dependencies change less often than the source, so they come first and stay cached.
 COPY requirements.txt /tmp/
 # Hashes are checked; the CA bundle and index URL are secrets that reach this step only.
-# pip's cache keeps the wheels it built from sdists: a rebuild compiles nothing.
+# pip's cache keeps the wheels it built from sdists, by the builder's Debian packages: a
+# rebuild compiles nothing, and a wheel built against other headers is never taken.
 RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
