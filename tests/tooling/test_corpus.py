@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+import uuid
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,24 @@ def test_an_sdist_without_its_build_packages_is_one_line_naming_the_setting(corp
     # The sdist's own build may print a traceback in the build's log, where each line starts
     # with its step's number ("#12 8.6 Traceback"); the tasks print none of their own.
     assert not re.search(r"^Traceback", failed.stdout + failed.stderr, re.MULTILINE)
+
+
+def test_a_rebuild_takes_the_wheels_it_built_from_pip_cache(corpus):
+    """When pip runs again (here, because pip-install changed), the wheels it built from the
+    sdists come from its cache: nothing is compiled twice."""
+    name = f"my-project-corpus-rebuilt-{os.getpid()}"
+    env = {**CORPUS_SETTINGS, "INVOKE_DOCKER_IMAGE": name}
+    script = corpus.folder / "docker" / "pip-install"
+    original = script.read_text()
+    # A change never made before, so that the step that runs pip runs, whatever is cached.
+    script.write_text(original + f"# {uuid.uuid4()}\n")
+    try:
+        rebuilt = inv("build", cwd=corpus.folder, env=env)
+    finally:
+        script.write_text(original)
+        docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
+    log = rebuilt.stdout + rebuilt.stderr
+    assert rebuilt.returncode == 0, log[-3000:]
+    for sdist in ("psycopg2", "mysqlclient"):
+        assert re.search(rf"Using cached {sdist}-[\w.-]+\.whl", log), log[-3000:]
+    assert "Building wheel for" not in log
