@@ -95,14 +95,18 @@ def lock(c):
 
 @task(pre=[venv, lock])
 def install(c):
-    """Install the app with its core, test and dev groups into .venv."""
+    """Install the app with its core, test and dev groups into .venv.
+
+    Bytecode is compiled as packages install: where PYTHONDONTWRITEBYTECODE is set, as in many
+    containers, nothing else would write it, and every pytest run would compile its imports.
+    """
     fingerprint = f"{stamps.digest('pyproject.toml', 'poetry.lock')} {c.poetry.groups}"
     if stamps.done("install", fingerprint):
         print(f"{VENV} is in sync with poetry.lock: nothing to do")
         return
     poetry.ok(
         c,
-        poetry.run(c, "sync", "--with", c.poetry.groups, echo=True, warn=True),
+        poetry.run(c, "sync", "--compile", "--with", c.poetry.groups, echo=True, warn=True),
         what="poetry sync",
         fix="Check the network or the PyPI mirror (pypi.mirror), then run `inv install` again.",
     )
@@ -305,7 +309,7 @@ def _exports_current() -> None:
     pre=[install],
     help={
         "test": "Build the test stage, which runs the suite inside the image, not the runtime.",
-        "no_cache": "Build every layer again, ignoring the cache.",
+        "no_cache": "Build every layer again, ignoring the cache (on Docker 20.10, pip's too).",
     },
 )
 def build(c, test=False, no_cache=False):

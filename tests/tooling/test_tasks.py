@@ -194,7 +194,7 @@ def test_no_installation_candidates_is_one_line_naming_the_index_and_the_fix():
     """poetry's hundreds of lines end in one: which index, and which setting to change."""
     output = "Unable to find installation candidates for polars (2.1.0)\n" * 3
     c = context(
-        {f"{POETRY} sync --with test,dev": failed(1, stdout=output)},
+        {f"{POETRY} sync --compile --with test,dev": failed(1, stdout=output)},
         pypi_mirror="https://user:secret@mirror.invalid/simple",
     )
     with pytest.raises(Exit) as exit_:
@@ -213,10 +213,10 @@ def test_a_failing_lock_ends_in_one_line():
 
 
 def test_install_syncs_the_core_test_and_dev_groups():
-    c = context({f"{POETRY} sync --with test,dev": Result()})
+    c = context({f"{POETRY} sync --compile --with test,dev": Result()})
     tasks.install(c)
     tasks.install(c)  # in sync already: runs nothing
-    assert commands(c) == [f"{POETRY} sync --with test,dev"]
+    assert commands(c) == [f"{POETRY} sync --compile --with test,dev"]
 
 
 PYTEST = (
