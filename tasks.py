@@ -113,6 +113,25 @@ def install(c):
     stamps.record(c, "install", fingerprint)
 
 
+@task(pre=[venv], name="poetry")
+def poetry_(c):
+    """Run poetry on .venv, through the index that the tasks use: `inv poetry -- add numpy`.
+
+    The arguments after -- go to poetry as they are. Poetry run by hand reads PyPI's JSON
+    API, which an index that serves only the simple API (most mirrors) lacks. Then `inv
+    export` and `inv build` take a change to the lock into the image.
+    """
+    args = shlex.split(c.remainder)
+    if not args:
+        raise Exit("error: no poetry command: give one after --, as in `inv poetry -- add numpy`.")
+    poetry.ok(
+        c,
+        poetry.run(c, *args, echo=True, warn=True),
+        what=f"poetry {args[0]}",
+        fix="Fix what poetry names above, then run the command again.",
+    )
+
+
 @task(
     pre=[install],
     help={
@@ -621,7 +640,7 @@ def release(c, push=False):
 
 
 # The tasks, in the order of the workflow.
-ns = Collection(venv, lock, install, test, export, lint,
+ns = Collection(venv, lock, install, poetry_, test, export, lint,
                 base, explore, build, run, smoke, clean, bench, push, release)  # fmt: skip
 ns.configure(
     {

@@ -15,6 +15,8 @@ from tooling.project import POETRY, ROOT, VENV
 NO_CANDIDATES = re.compile(
     r"Unable to find installation candidates for (\S+)|Package (\S+) .*not found"
 )
+# What poetry prints when a dependency with no wheel for this machine fails to build.
+UNBUILT = re.compile(r"originates from the build backend.* issues with (\S+) \(([^)]+)\)")
 
 
 def run(c: Context, *args: str, **kwargs) -> Result:
@@ -33,15 +35,24 @@ def index(c: Context) -> str:
 
 
 def ok(c: Context, result: Result, what: str, fix: str) -> Result:
-    """commands.ok, with the likely cause when poetry found no files to install."""
-    missing = NO_CANDIDATES.search(result.stdout + result.stderr) if result.failed else None
-    if missing:
+    """commands.ok, with the likely cause when poetry found no files to install, or could
+    not build one from source."""
+    output = result.stdout + result.stderr if result.failed else ""
+    if missing := NO_CANDIDATES.search(output):
         shown = urllib.parse.urlsplit(index(c))
         shown = shown._replace(netloc=shown.netloc.rpartition("@")[2]).geturl()  # no credentials
         raise Exit(
             f"error: {what} failed: poetry found no installation candidates for "
             f"{missing[1] or missing[2]} at {shown}. That index may not serve it, or not be "
             "reachable: set pypi.mirror (INVOKE_PYPI_MIRROR) to one that does.",
+            code=result.exited,
+        )
+    if unbuilt := UNBUILT.search(output):
+        raise Exit(
+            f"error: {what} failed: {unbuilt[1]} {unbuilt[2]} has no wheel for this machine, "
+            "and building it from source failed (see above). Install the Debian packages its "
+            "build needs here (its headers, such as libpq-dev), as docker.build_packages names "
+            "them for the image, then run it again.",
             code=result.exited,
         )
     return commands.ok(result, what, fix)

@@ -5,8 +5,8 @@ marked `docker` build and run images on a real Docker Engine; `inv test --all` r
 """
 
 import os
+import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,6 @@ from support import (
     docker,
     inv,
     need,
-    pypi_simple_url,
 )
 
 from tooling import sandbox
@@ -101,16 +100,10 @@ class Corpus:
 
 @pytest.fixture(scope="session")
 def corpus(engine, tmp_path_factory) -> Corpus:
-    """The corpus, added to a copy of the project as a user would: `poetry add`, then
+    """The corpus, added to a copy of the project as a user would: `inv poetry -- add`, then
     `inv export` and `inv build`, for each runtime. The copy has its own .venv."""
     folder = copy_project(tmp_path_factory.mktemp("corpus") / "project", share_venv=False)
-    assert inv("venv", cwd=folder).returncode == 0
-    mirror = os.environ.get("INVOKE_PYPI_MIRROR") or pypi_simple_url()
-    env = {**os.environ, "VIRTUAL_ENV": str(folder / ".venv"), "POETRY_PYPI_MIRROR_URL": mirror}
-    added = subprocess.run(
-        [folder / ".venv/poetry/bin/poetry", "add", "--lock", *CORPUS],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+    added = inv("poetry", "--", "add", "--lock", *map(shlex.quote, CORPUS), cwd=folder)
     assert added.returncode == 0, added.stdout[-3000:] + added.stderr[-3000:]
     exported = inv("export", cwd=folder)
     assert exported.returncode == 0, exported.stderr[-3000:]

@@ -206,6 +206,24 @@ def test_no_installation_candidates_is_one_line_naming_the_index_and_the_fix():
     )
 
 
+def test_an_sdist_that_cannot_build_here_is_one_line_naming_the_headers():
+    """A dependency built from source on this machine, for want of its headers: one line."""
+    output = (
+        "Modules/common.h:15:10: fatal error: lber.h: No such file or directory\n"
+        "Note: This error originates from the build backend, and is likely not a problem with "
+        "poetry but one of the following issues with python-ldap (3.4.8)\n"
+    )
+    c = context({f"{POETRY} sync --compile --with test,dev": failed(1, stdout=output)})
+    with pytest.raises(Exit) as exit_:
+        tasks.install(c)
+    assert exit_.value.message == (
+        "error: poetry sync failed: python-ldap 3.4.8 has no wheel for this machine, and "
+        "building it from source failed (see above). Install the Debian packages its build "
+        "needs here (its headers, such as libpq-dev), as docker.build_packages names them for "
+        "the image, then run it again."
+    )
+
+
 def test_a_failing_lock_ends_in_one_line():
     c = context({f"{POETRY} check --lock": failed(), f"{POETRY} lock": failed(1)})
     with pytest.raises(Exit, match=r"^error: poetry lock failed \(exit 1\)\. Fix what poetry"):
@@ -217,6 +235,24 @@ def test_install_syncs_the_core_test_and_dev_groups():
     tasks.install(c)
     tasks.install(c)  # in sync already: runs nothing
     assert commands(c) == [f"{POETRY} sync --compile --with test,dev"]
+
+
+def test_poetry_passes_its_arguments_to_poetry_through_the_tasks_index():
+    """`inv poetry -- add numpy` runs poetry on .venv, reading the index that the tasks use."""
+    c = context({f"{POETRY} add 'numpy>=2'": Result()}, pypi_mirror="https://mirror.invalid/simple")
+    c._set(remainder="add 'numpy>=2'")
+    tasks.poetry_(c)
+    assert commands(c) == [f"{POETRY} add 'numpy>=2'"]
+    env = c.run.call_args.kwargs["env"]
+    assert env["POETRY_PYPI_MIRROR_URL"] == "https://mirror.invalid/simple"
+    assert env["VIRTUAL_ENV"].endswith(".venv")
+
+
+def test_poetry_without_a_command_is_one_line():
+    c = context({})
+    with pytest.raises(Exit, match=r"^error: no poetry command: give one after --, as in"):
+        tasks.poetry_(c)
+    assert commands(c) == []
 
 
 PYTEST = (
