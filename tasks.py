@@ -121,7 +121,7 @@ def poetry_(c):
     API, which an index that serves only the simple API (most mirrors) lacks. Then `inv
     export` and `inv build` take a change to the lock into the image.
     """
-    args = shlex.split(c.remainder)
+    args = split(c.remainder, what="the arguments after --")
     if not args:
         raise Exit("error: no poetry command: give one after --, as in `inv poetry -- add numpy`.")
     poetry.ok(
@@ -144,7 +144,7 @@ def test(c, all=False, changed=False):
 
     For example `inv test -- -k cli -x`. Tests marked `docker` or `slow` run only with --all.
     """
-    extra = shlex.split(c.remainder)
+    extra = split(c.remainder, what="the arguments after --")
     fingerprint = f"{stamps.digest(*TEST_INPUTS)} all={all}"
     if changed and not extra and stamps.done("test", fingerprint):
         print("nothing the suite reads changed since its last green run: skipped")

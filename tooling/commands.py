@@ -22,12 +22,13 @@ def ok(result: Result, what: str, fix: str) -> Result:
     return result
 
 
-def split(cmd: str) -> list[str]:
-    """Split user text into arguments like a shell would, without ever running one."""
+def split(cmd: str, what: str = "--cmd") -> list[str]:
+    """Split user text (WHAT names it in an error) into arguments like a shell would, without
+    ever running one."""
     try:
         return shlex.split(cmd)
     except ValueError as error:
-        raise Exit(f"error: cannot split --cmd {cmd!r}: {error}. Balance its quotes.") from None
+        raise Exit(f"error: cannot split {what} {cmd!r}: {error}. Balance its quotes.") from None
 
 
 def confirm(question: str, yes: bool) -> bool:

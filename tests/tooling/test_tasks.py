@@ -224,6 +224,15 @@ def test_an_sdist_that_cannot_build_here_is_one_line_naming_the_headers():
     )
 
 
+@pytest.mark.parametrize("task", [tasks.test, tasks.poetry_])
+def test_unbalanced_quotes_after_the_double_dash_are_one_line(task):
+    c = context({})
+    c._set(remainder="-k 'cli")
+    with pytest.raises(Exit, match=r"^error: cannot split the arguments after -- \"-k 'cli\": No "):
+        task(c)
+    assert commands(c) == []
+
+
 def test_a_failing_lock_ends_in_one_line():
     c = context({f"{POETRY} check --lock": failed(), f"{POETRY} lock": failed(1)})
     with pytest.raises(Exit, match=r"^error: poetry lock failed \(exit 1\)\. Fix what poetry"):
