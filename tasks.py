@@ -22,13 +22,27 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-from tooling import bootstrap, engine, platforms, poetry, pythons, registry, sbom, secrets, stamps
+from tooling import (
+    bootstrap,
+    engine,
+    imports,
+    owned,
+    platforms,
+    poetry,
+    pythons,
+    registry,
+    sbom,
+    secrets,  # fmt: skip
+    stamps,
+)
 from tooling.commands import confirm, ok, probe, split
 from tooling.project import EXPORTS, NAME, POETRY, PROJECT, ROLE, ROOT, VENV, VERSION
 
 # Every path below is relative to the project root, whichever folder `inv` was started in.
 os.chdir(ROOT)
 
+# The files that steps rewrite and git tracks: `release` names those not committed yet.
+COMMITTED = ("pyproject.toml", "poetry.lock", *EXPORTS)
 # What the suite reads: `release` skips the suite when none of it changed since a green run.
 TEST_INPUTS = ("my_project", "tests", "main.py", "tasks.py", "tooling", "pyproject.toml",
                "poetry.lock")  # fmt: skip
@@ -329,15 +343,17 @@ def _exports_current() -> None:
     help={
         "test": "Build the test stage, which runs the suite inside the image, not the runtime.",
         "no_cache": "Build every layer again, ignoring the cache (on Docker 20.10, pip's too).",
+        "skip_import_check": "Do not import every module in the runtime image (release says so).",
     },
 )
-def build(c, test=False, no_cache=False):
+def build(c, test=False, no_cache=False, skip_import_check=False):
     """Build the runtime image (or its test stage) for each platform, and print its size.
 
     On the engine's own platform, the runtime is tagged with the version from pyproject.toml
     and `latest`, the test stage `test`; on another (docker.platforms), VERSION-ARCH and
     test-ARCH. pip's CA bundle and index reach the build as BuildKit secrets. With
-    registry.cache, the build starts from the cache there, and adds to it.
+    registry.cache, the build starts from the cache there, and adds to it. Each runtime must
+    then import every module that the lock installs, run as a hardened deployment runs it.
     """
     engine.require_buildkit(c)
     _exports_current()
@@ -354,11 +370,14 @@ def build(c, test=False, no_cache=False):
         "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
     }
     for platform in wanted:
-        _build(c, platform, "test" if test else "runtime", labels, no_cache)
+        ref = _build(c, platform, "test" if test else "runtime", labels, no_cache)
+        if not test and not skip_import_check:
+            imports.check(c, ref, platform)
 
 
-def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool) -> None:
-    """Build TARGET for PLATFORM, through the registry's cache where there is one."""
+def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool) -> str:
+    """Build TARGET for PLATFORM, through the registry's cache where there is one; return the
+    image's first name."""
     runtime = target == "runtime"
     tag = platforms.tag(c, platform, VERSION if runtime else "test")
     tags = [_image_ref(c, tag)]
@@ -387,18 +406,20 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
     argv += [flag for ref in tags for flag in ("--tag", ref)]
     before = engine.image_id(c, tags[0])
     log = engine.build(c, argv, keeps=tags[0])
+    after = engine.image_id(c, tags[0])
+    owned.built(c, after, *tags)  # what `clean` removes: an image built on this one is not
     # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
     if cache and (engine.ran(log) or engine.cache_missed(log)):
         builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
         engine.build(c, [*common, *builder])
+        owned.built(c, engine.image_id(c, refs["builder"]), refs["builder"])
         registry.push_cache(c, refs["builder"], refs["builder"])
         registry.push_cache(c, tags[0], refs[target])
-    state = (
-        "unchanged: every layer was cached" if engine.image_id(c, tags[0]) == before else "built"
-    )
+    state = "unchanged: every layer was cached" if after == before else "built"
     print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
     if runtime:
         sbom.write(c, tags[0], sbom.path(c, tag))
+    return tags[0]
 
 
 def _container_of(ref: str, platform: str) -> list[str]:
@@ -476,34 +497,33 @@ def smoke(c, image=None, platform=None):
 def clean(c, local=False, base=False, build_cache=False, yes=False):
     """Remove the project's containers and images; more with flags.
 
-    Only what carries the project's label goes: its dev container, its stopped run containers,
-    its images and their dangling leftovers. Nothing else on the engine is touched. With
-    --local and no engine, the work tree is cleaned and the engine left alone.
+    Only what the project made goes: its dev container, its stopped run containers, the
+    images it tagged and their untagged leftovers (tooling/owned.py says how it knows). Images
+    built on ours, and everything else on the engine, are left alone. With --local and no
+    engine, the work tree is cleaned and the engine left alone.
     """
-    if local:
+    if not local or engine.answers(c).ok:
+        _clean_engine(c, base, build_cache, yes)
+    else:
+        print("no Docker Engine answers: the work tree is clean, the engine was left alone")
+    if local:  # last: .venv holds the record of the images that the tasks built
         junk = [".venv", "htmlcov", "dist", ".coverage", ".pytest_cache", ".ruff_cache"]
         c.run(shlex.join(["rm", "-rf", *junk]), echo=True)
         c.run("find . -name __pycache__ -type d -prune -exec rm -rf {} +", echo=True)
-        if not engine.answers(c).ok:
-            print("no Docker Engine answers: the work tree is clean, the engine was left alone")
-            return
+
+
+def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
     engine.require(c)
-    # Live `inv run` containers belong to someone's terminal: only stopped ones are leftovers.
-    leftovers = ["--filter", f"label={ROLE}=run"]
-    leftovers += [
-        flag for state in ("created", "exited", "dead") for flag in ("--filter", f"status={state}")
-    ]
-    containers = engine.ids(c, "container", "ls", "--all", "--filter", f"label={ROLE}=dev")
-    containers += engine.ids(c, "container", "ls", "--all", *leftovers)
+    containers = owned.containers(c)
     if containers:
         engine.docker(
             c, "container", "rm", "--force", "--volumes", *containers, echo=True, hide="stdout"
         )
-    images = engine.ids(c, "image", "ls", "--filter", f"label={ROLE}")
-    kept = [] if base else engine.ids(c, "image", "ls", "--filter", f"label={ROLE}=base")
-    images = [image for image in images if image not in kept]
+    kept = [] if base else owned.images(c, role="base")
+    images = [image for image in owned.images(c) if image not in kept]
     if images:
         engine.docker(c, "image", "rm", "--force", *images, echo=True, hide="stdout", warn=True)
+    owned.forget_removed(c)
     print(f"removed {len(containers)} containers and {len(images)} images of {NAME}")
     if build_cache and confirm("Prune this engine's whole build cache, for every project?", yes):
         engine.docker(c, "builder", "prune", "--force", echo=True)
@@ -605,24 +625,31 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     return reference
 
 
-@task(help={"push": "End by pushing the tested image to the registry (or set registry.push)."})
-def release(c, push=False):
+@task(
+    help={
+        "push": "End by pushing the tested image to the registry (or set registry.push).",
+        "skip_import_check": "Do not import every module in the runtime images; said at the end.",
+    }
+)
+def release(c, push=False, skip_import_check=False):
     """Run the whole flow, from a fresh clone to a tested image.
 
-    venv, lock, install, lint, test, export, the test stage and the runtime of each platform,
+    venv, lock, install, export, lint, test, the test stage and the runtime of each platform,
     the smoke test of each (and with --push, push). Steps whose inputs are unchanged say so
-    and skip.
+    and skip. The files that steps rewrite and git tracks (a new lock, its exports) are named
+    at the end where they differ from the last commit: to commit.
     """
     engine.require_buildkit(c)  # before any work: a release without an engine could only fail
     steps = {
         "venv": lambda: venv(c),
         "lock": lambda: lock(c),
         "install": lambda: install(c),
+        # Before the suite: it and the build read the exports of the lock as it now is.
+        "export": lambda: export(c),
         "lint": lambda: lint(c),
         "test": lambda: test(c, changed=True),
-        "export": lambda: export(c),
         "build the test stage": lambda: build(c, test=True),
-        "build the runtime": lambda: build(c),
+        "build the runtime": lambda: build(c, skip_import_check=skip_import_check),
         "smoke test": lambda: [smoke(c, platform=platform) for platform in platforms.wanted(c)],
     }
     if push or c.registry.push:
@@ -637,6 +664,11 @@ def release(c, push=False):
     for name, seconds in timings.items():
         print(f"  {name:<22} {seconds:6.1f} s")
     print(f"  {'total':<22} {sum(timings.values()):6.1f} s")
+    if skip_import_check:
+        print("  the import check was SKIPPED (--skip-import-check): modules may not import")
+    changed = _git(c, "diff", "--name-only", "HEAD", "--", *COMMITTED).split()
+    if changed:
+        print(f"  not committed yet, and built into this image: {', '.join(changed)}. Commit them.")
 
 
 # The tasks, in the order of the workflow.
@@ -668,6 +700,9 @@ ns.configure(
             # Debian packages the runtime carries beyond what it finds itself: a library
             # that a dependency opens by name, say.
             "runtime_packages": "",
+            # Modules that may fail `build`'s import check, each with its reason: in
+            # invoke.yaml a mapping, in the environment "MODULE: REASON; MODULE: REASON".
+            "import_allowed": "",
             # The platforms to build, such as linux/amd64,linux/arm64; by default the engine's.
             "platforms": None,
         },

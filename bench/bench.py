@@ -12,7 +12,8 @@ project cold and after a source-only change, cold for each --foreign PLATFORM=BA
 (under emulation), and on an empty second engine from a cache in a registry of its own
 (tooling/sandbox.py); it runs `inv release` and `inv test` twice each, times container
 starts, then writes docs/benchmarks.md and docs/image-size.png. Every image it makes is
-named my-project-bench-*, labelled my-project.role=bench, and removed at the end.
+tagged in the repository my-project-bench, labelled my-project.role=bench, and removed at
+the end; `inv clean` removes what an interrupted run left, by that repository.
 """
 
 import argparse
@@ -42,7 +43,7 @@ from tooling import engine, sandbox  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 PREFIX = "my-project-bench"  # every image this benchmark makes is named so
-LABEL = "my-project.role=bench"  # and labelled so: `inv clean` removes what is left over
+LABEL = "my-project.role=bench"  # and labelled so, to say what it is for
 MB = 1e6  # as docker reports sizes
 COMPONENTS = ("base", "dependencies", "app")
 # A step of BuildKit's plain progress output: "#12 [builder 6/10] RUN ..." then "#12 CACHED".
@@ -168,19 +169,19 @@ def project_builds(docker: list[str], base: str, secrets: list[str], results: Re
     """Build the project cold, again after a source-only change, and without bytecode."""
     flags = ["--file", str(ROOT / "Dockerfile"), "--target", "runtime"]
     flags += ["--build-arg", f"BASE_IMAGE={base}"]
-    cold = build(docker, f"{PREFIX}-cold:latest", [*flags, "--no-cache"], secrets)
+    cold = build(docker, f"{PREFIX}:cold", [*flags, "--no-cache"], secrets)
     results.builds["cold"] = cold
     with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as folder:
         copy_context(Path(folder))
         with (Path(folder) / "my_project" / "hello.py").open("a") as source:
             # Unique to this run: a change seen before would find its layers in the cache.
             source.write(f"# a source-only change, made by bench/bench.py ({time.time_ns()})\n")
-        rebuild = build(docker, f"{PREFIX}-rebuild:latest", flags, secrets, Path(folder))
+        rebuild = build(docker, f"{PREFIX}:rebuild", flags, secrets, Path(folder))
     results.builds["rebuild"] = rebuild
     results.pip_cached = pip_step_cached(rebuild.log)
     progress(f"rebuild: pip-install step cached: {yes_no(results.pip_cached)}")
     nopyc = ["--build-arg", "COMPILE=0"]
-    build(docker, f"{PREFIX}-nopyc:latest", [*flags, *nopyc], secrets)  # for start latency only
+    build(docker, f"{PREFIX}:nopyc", [*flags, *nopyc], secrets)  # for start latency only
 
 
 def on(host: str | None) -> dict[str, str]:
@@ -198,10 +199,8 @@ def foreign_builds(
         arch = target.partition("/")[2].replace("/", "-")
         flags = ["--file", str(ROOT / "Dockerfile"), "--target", "runtime", "--no-cache"]
         flags += ["--platform", target, "--build-arg", f"BASE_IMAGE={base}"]
-        results.builds[f"cold {arch}"] = build(
-            docker, f"{PREFIX}-cold-{arch}:latest", flags, secrets
-        )
-        images[arch] = f"{PREFIX}-cold-{arch}:latest"
+        results.builds[f"cold {arch}"] = build(docker, f"{PREFIX}:cold-{arch}", flags, secrets)
+        images[arch] = f"{PREFIX}:cold-{arch}"
     return images
 
 
@@ -224,7 +223,7 @@ def fresh_engine_build(docker: list[str], base: str, secrets: list[str], results
             # As `inv build` does there: the base's layers come only if a step must run.
             flags[flags.index(f"BASE_IMAGE={base}")] = f"BASE_IMAGE={cache}:base"
             refs = ["--cache-from", f"{cache}:builder", "--cache-from", f"{cache}:runtime"]
-            fresh = build(docker, f"{PREFIX}-fresh:latest", [*flags, "--target", "runtime", *refs],
+            fresh = build(docker, f"{PREFIX}:fresh", [*flags, "--target", "runtime", *refs],
                           secrets, host=host)  # fmt: skip
         output([*docker, "image", "rm", f"{cache}:builder", f"{cache}:runtime", f"{cache}:base"])
     results.fresh = (fresh.seconds, engine.ran(fresh.log))
@@ -238,11 +237,11 @@ def baseline_builds(docker: list[str], base: str, secrets: list[str], results: R
     for name in ("single", "two-stage"):
         flags = ["--file", str(BENCH / f"baseline-{name}.Dockerfile"), "--no-cache"]
         flags += ["--build-arg", f"BASE_IMAGE={base}"]
-        results.builds[name] = build(docker, f"{PREFIX}-{name}:latest", flags, secrets)
+        results.builds[name] = build(docker, f"{PREFIX}:{name}", flags, secrets)
         greeting = output(
-            [*docker, "run", "--rm", f"{PREFIX}-{name}:latest", "say-hello", "--name", "alice"]
+            [*docker, "run", "--rm", f"{PREFIX}:{name}", "say-hello", "--name", "alice"]
         )
-        progress(f"{PREFIX}-{name}:latest says {greeting!r}")
+        progress(f"{PREFIX}:{name} says {greeting!r}")
 
 
 # --- Sizes -------------------------------------------------------------------------------------
@@ -693,7 +692,7 @@ def chart(sizes: list[ImageSize], path: Path) -> None:
 def remove_images(docker: list[str]) -> None:
     """Remove the images this benchmark made, by their names; nothing else."""
     names = ("cold", "rebuild", "nopyc", "single", "two-stage", "cold-arm64", "cold-amd64")
-    tags = [f"{PREFIX}-{name}:latest" for name in names]
+    tags = [f"{PREFIX}:{name}" for name in names]
     present = [tag for tag in tags if run([*docker, "image", "inspect", tag]).returncode == 0]
     if present:
         run([*docker, "image", "rm", *present])
@@ -712,8 +711,8 @@ def measure(args: argparse.Namespace, docker: list[str]) -> Results:
     baseline_builds(docker, args.base, args.secret, results)
     for name, ref in (
         ("this project", args.image),
-        ("baseline (a): one stage", f"{PREFIX}-single:latest"),
-        ("baseline (b): two stages", f"{PREFIX}-two-stage:latest"),
+        ("baseline (a): one stage", f"{PREFIX}:single"),
+        ("baseline (b): two stages", f"{PREFIX}:two-stage"),
     ):
         results.sizes.append(image_size(docker, name, ref, args.base))
     bases = {
@@ -721,7 +720,7 @@ def measure(args: argparse.Namespace, docker: list[str]) -> Results:
     }
     for arch, ref in foreign.items():
         results.sizes.append(image_size(docker, f"this project, {arch}", ref, bases[arch]))
-    commands = start_commands(docker, args.image, f"{PREFIX}-nopyc:latest")
+    commands = start_commands(docker, args.image, f"{PREFIX}:nopyc")
     results.latency = start_latency(commands, args.runs)
     return results
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from tooling import engine, platforms, pythons, registry, stamps
+from tooling import engine, owned, platforms, pythons, registry, stamps
 from tooling.commands import ok
 from tooling.project import NAME, ROLE
 
@@ -109,3 +109,4 @@ def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
             str(context), env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
         )  # fmt: skip
         ok(built, what=f"making {tag}", fix="See the build's last lines above.")
+        owned.built(c, engine.image_id(c, tag), tag)

@@ -106,10 +106,18 @@ def image_id(ref: str) -> str | None:
 
 
 def project_things() -> tuple[list[str], list[str]]:
-    """The IDs of every container and image that carries the project's label."""
-    containers = docker("container", "ls", "--all", "--quiet", "--filter", f"label={ROLE}")
-    images = docker("image", "ls", "--quiet", "--filter", f"label={ROLE}")
-    return containers.stdout.split(), images.stdout.split()
+    """The project's leftover containers (`run`'s and the dev container), and its images: those
+    in the repositories that the tasks tag, and every image that the tasks recorded building."""
+    containers = [
+        docker("container", "ls", "--all", "--quiet", "--filter", f"label={ROLE}={role}").stdout
+        for role in ("run", "dev")
+    ]
+    repositories = ["my-project", "my-project-base", "my-project-bench", "my-project-verify"]
+    images = [docker("image", "ls", "--quiet", name).stdout for name in repositories]
+    ledger = ROOT / ".venv" / "stamps" / "images"
+    recorded = ledger.read_text().split()[::2] if ledger.is_file() else []
+    images += [found for found in recorded if image_id(found)]
+    return " ".join(containers).split(), " ".join(images).split()
 
 
 def structure_test(

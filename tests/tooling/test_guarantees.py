@@ -288,38 +288,58 @@ def test_exit_codes_reach_the_caller_unchanged(distroless):
     assert inv("run", "--cmd", "say-hello --name x").returncode == 0
 
 
+def _built_on(base: str, tag: str) -> str:
+    """Build TAG FROM BASE, as a user builds on ours: it inherits every label of BASE."""
+    built = docker("build", "--tag", tag, "-", input=f"FROM {base}\nLABEL someone.tool=1\n",
+                   env={**os.environ, "DOCKER_BUILDKIT": "1"})  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    return image_id(tag)
+
+
 @pytest.mark.docker
 @pytest.mark.last
 def test_clean_with_every_flag_spares_what_is_not_ours(project, distroless, tmp_path):
-    """8. An unrelated image, container and volume survive; everything of the project goes."""
+    """8. An unrelated image, container and volume survive, and so do images built FROM ours
+    (which inherit our labels) with their containers; everything of the project goes."""
     tag = f"unrelated-{os.getpid()}"
     with tarfile.open(tmp_path / "empty.tar", "w"):
         pass
     docker("import", str(tmp_path / "empty.tar"), f"{tag}:1")
-    unrelated = {
-        "image": image_id(f"{tag}:1"),
-        "container": docker("create", "--name", tag, f"{tag}:1", "/none").stdout.strip(),
-        "volume": docker("volume", "create", tag).stdout.strip(),
+    base = bootstrap.base(context())
+    theirs = {
+        f"{tag}:1": image_id(f"{tag}:1"),
+        f"{tag}-tool:1": _built_on(f"my-project:{VERSION}", f"{tag}-tool:1"),
+        f"{tag}-base-tool:1": _built_on(base, f"{tag}-base-tool:1"),
     }
+    containers = [
+        docker("create", "--name", f"{name.partition(':')[0]}-c", name, "/none").stdout.strip()
+        for name in theirs
+    ]
+    volume = docker("volume", "create", tag).stdout.strip()
     # Something of each kind the project makes: a stopped run container, a dev container.
     docker("create", "--label", f"{ROLE}=run", distroless.ref)
     docker("run", "--detach", "--name", "my-project-dev", "--label", f"{ROLE}=dev",
-           bootstrap.base(context()), "sleep", "infinity")  # fmt: skip
+           base, "sleep", "infinity")  # fmt: skip
     (project / "htmlcov").mkdir()
     flags = ["--local", "--base", "--yes"]
     if os.environ.get("CI"):  # on a developer's machine, the engine's shared cache is left alone
         flags.append("--build-cache")
     try:
+        cleaned = inv("clean", cwd=project)
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert image_id(distroless.ref) is None
+        assert image_id(base) is not None  # the base goes only with --base
         cleaned = inv("clean", *flags, cwd=project)
         assert cleaned.returncode == 0, cleaned.stderr
         assert project_things() == ([], [])
         assert not (project / "htmlcov").exists()
         assert not (project / ".venv").is_symlink()
-        assert image_id(f"{tag}:1") == unrelated["image"]
-        assert docker("container", "inspect", unrelated["container"], check=False).returncode == 0
-        assert docker("volume", "inspect", unrelated["volume"], check=False).returncode == 0
+        assert {name: image_id(name) for name in theirs} == theirs
+        for container in containers:
+            assert docker("container", "inspect", container, check=False).returncode == 0
+        assert docker("volume", "inspect", volume, check=False).returncode == 0
         assert (ROOT / ".venv").is_dir()  # the copy's link went, not what it pointed to
     finally:
-        docker("container", "rm", "--force", tag, check=False)
+        docker("container", "rm", "--force", *containers, check=False)
         docker("volume", "rm", tag, check=False)
-        docker("image", "rm", f"{tag}:1", check=False)
+        docker("image", "rm", *theirs, check=False)

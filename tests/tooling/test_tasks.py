@@ -18,21 +18,24 @@ from invoke import Config, Exit, MockContext, Result
 from support import ROOT
 
 import tasks
-from tooling import bootstrap, engine, platforms, registry, sbom, secrets
+from tooling import bootstrap, engine, imports, platforms, registry, sbom, secrets
 
 PIP_CERT = f"{sys.executable} -m pip config get global.cert"
 PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
 PYPI = f"{sys.executable} -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)'"
 ENGINE = "docker version --format '{{.Server.Version}}'"
+FIXTURES = Path(__file__).parent / "fixtures"
 PLATFORM = "docker version --format '{{.Server.Os}}/{{.Server.Arch}}'"
 
 
 @pytest.fixture(autouse=True)
 def workdir(tmp_path, monkeypatch):
-    """Tasks read and write under a copy of the files they use, never the real tree."""
-    for name in ("pyproject.toml", "poetry.lock", "requirements.txt", "requirements-test.txt"):
-        shutil.copy2(ROOT / name, tmp_path / name)
+    """Tasks read and write in a small project of the tests' own (fixtures/), never the real
+    tree: its exports are current for its lock, whatever state the real ones are in."""
+    shutil.copytree(FIXTURES, tmp_path, dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
+    for name in tasks.EXPORTS:  # the fixtures hold their bodies; the header names this lock
+        (tmp_path / name).write_text(tasks.poetry.export_header() + (FIXTURES / name).read_text())
     for variable in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL"):
         monkeypatch.delenv(variable, raising=False)
     # What pip, the engine and registries say is asked anew each test.
@@ -386,6 +389,7 @@ def build_context(monkeypatch):
     monkeypatch.setattr(bootstrap, "base", lambda c, platform: "my-project-base:trixie-amd64")
     monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc123")
     monkeypatch.setattr(sbom, "write", lambda c, ref, target: None)
+    monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
     inspect = "docker image inspect --format"
     c = docker_context(
         {
@@ -470,6 +474,65 @@ def test_build_refuses_exports_older_than_the_lock(build_context, workdir):
     with pytest.raises(Exit, match=r"requirements\.txt and requirements-test\.txt not exported"):
         tasks.build(c)
     assert not any(command.startswith("docker build ") for command in commands(c))
+
+
+def gate_context(*runs: Result, **config) -> MockContext:
+    """A context in which the import check's containers answer RUNS, in turn."""
+    inspect = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
+    return docker_context(
+        {inspect: Result(stdout="sha256:new"), re.compile(r"^docker run "): list(runs)}, **config
+    )
+
+
+def said(*lines: dict) -> str:
+    """What docker/imports.py prints for LINES: each module's start, then its result."""
+    printed = []
+    for line in lines:
+        printed.append({"start": line["module"], "distribution": line["distribution"]})
+        if "error" in line:
+            printed.append(line)
+    return "".join(json.dumps(line) + "\n" for line in printed)
+
+
+POLARS = {"distribution": "polars", "module": "polars", "error": None}
+MAGIC = {"distribution": "python-magic", "module": "magic",
+         "error": "ImportError: failed to find libmagic.  Check your installation"}  # fmt: skip
+
+
+def test_the_import_check_runs_hardened_and_names_each_module_that_fails():
+    c = gate_context(Result(stdout=said(POLARS, MAGIC)))
+    with pytest.raises(Exit) as exit_:
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+    [line] = str(exit_.value.message).splitlines()
+    assert line.startswith("error: magic (of python-magic) does not import in my-project:0.1")
+    assert "failed to find libmagic" in line and "docker.runtime_packages" in line
+    [run] = [command for command in commands(c) if command.startswith("docker run ")]
+    hardened = ["--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
+                "--network none", "--pull never", "--entrypoint /opt/venv/bin/python"]  # fmt: skip
+    assert all(flag in run for flag in hardened)
+
+
+def test_a_module_allowed_with_its_reason_passes_and_one_without_a_reason_is_refused(capsys):
+    c = gate_context(Result(stdout=said(POLARS, MAGIC)), docker_import_allowed="magic: no lib")
+    imports.check(c, "my-project:0.1.0", "linux/amd64")
+    out = capsys.readouterr().out
+    assert "1 of 2 modules import, hardened" in out and "allowed to fail: magic" in out
+    c = gate_context(docker_import_allowed={"magic": ""})
+    with pytest.raises(Exit, match=r"names magic without a reason"):
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+
+
+def test_a_module_that_kills_the_interpreter_is_named_and_the_rest_still_checked():
+    crash = {"distribution": "crashy", "module": "crashy"}
+    c = gate_context(Result(stdout=said(POLARS, crash), exited=139), Result(stdout=said(MAGIC)))
+    with pytest.raises(Exit) as exit_:
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+    lines = str(exit_.value.message).splitlines()
+    assert lines[0].startswith("error: crashy (of crashy) does not import")
+    assert "the interpreter died (exit 139)" in lines[0]
+    assert lines[1].startswith("error: magic (of python-magic)")
+    second = [command for command in commands(c) if command.startswith("docker run ")][-1]
+    assert second.endswith(" polars crashy")  # tried already: skipped the second time
 
 
 RUN = (
@@ -572,32 +635,47 @@ def test_explore_leaves_a_stranger_of_the_same_name_alone():
     assert commands(c)[-1] == DEV
 
 
-def test_clean_removes_by_label_only():
+IMAGES = (
+    "docker image ls --no-trunc --filter label=my-project.role{}"
+    " --format '{{{{.ID}}}} {{{{.Repository}}}}:{{{{.Tag}}}}'"
+)
+
+
+def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_built_on_it():
+    """Labels are inherited, so they are no proof: the project's images are those in its
+    repositories, and the untagged ones whose IDs it recorded when it built them."""
+    ledger = Path(".venv/stamps/images")
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("sha256:old my-project:0.1.0\n")
+    labelled = "\n".join([
+        "sha256:new my-project:0.1.0",  # ours: the repository the tasks tag
+        "sha256:new my-project:latest",
+        "sha256:child someone/tool:1",  # built FROM my-project:latest: it inherits the label
+        "sha256:old <none>:<none>",  # a rebuild's leftover: its ID was recorded
+        "sha256:theirs <none>:<none>",  # someone's untagged build on ours
+        "sha256:base my-project-base:trixie-amd64",
+        "sha256:derived someone/base-tool:1",  # built FROM the base
+    ])  # fmt: skip
     ls = "docker container ls --all"
     stopped = " ".join(f"--filter status={state}" for state in ("created", "exited", "dead"))
     c = docker_context(
         {
-            f"{ls} --filter label=my-project.role=dev --quiet": Result(stdout="c1\n"),
+            f"{ls} --filter 'name=^my-project-dev$' --filter label=my-project.role=dev --quiet":
+                Result(stdout="c1\n"),
             f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
             "docker container rm --force --volumes c1 c2": Result(),
-            "docker image ls --filter label=my-project.role --quiet": Result(stdout="i1\ni2\ni1\n"),
-            "docker image ls --filter label=my-project.role=base --quiet": Result(stdout="i2\n"),
-            "docker image rm --force i1": Result(),
+            IMAGES.format(""): Result(stdout=labelled),
+            IMAGES.format("=base"): Result(stdout="\n".join(labelled.splitlines()[-2:])),
+            re.compile(r"^docker image rm "): Result(),
+            re.compile(r"^docker image ls --all "): Result(stdout="sha256:new\n"),
         }
-    )
+    )  # fmt: skip
     tasks.clean(c)
-    assert (
-        commands(c)[-5:]
-        == [
-            f"{ls} --filter label=my-project.role=dev --quiet",
-            f"{ls} --filter label=my-project.role=run {stopped} --quiet",
-            "docker container rm --force --volumes c1 c2",
-            "docker image ls --filter label=my-project.role --quiet",
-            "docker image ls --filter label=my-project.role=base --quiet",
-        ]
-        or commands(c)[-1] == "docker image rm --force i1"
-    )
-    assert commands(c)[-1] == "docker image rm --force i1"
+    assert "docker image rm --force my-project:0.1.0 my-project:latest sha256:old" in commands(c)
+    tasks.clean(c, base=True)
+    removed = [command for command in commands(c) if command.startswith("docker image rm")]
+    assert removed[-1].endswith(" my-project:0.1.0 my-project:latest my-project-base:trixie-amd64")
+    assert ledger.read_text() == ""  # the recorded image is gone: so is its record
 
 
 def test_clean_build_cache_asks_and_needs_yes_without_a_terminal(monkeypatch):
@@ -703,8 +781,8 @@ def test_push_of_two_platforms_pushes_each_then_a_manifest_list_and_checks_each(
 def test_clean_local_with_no_engine_cleans_the_tree_and_leaves_the_engine(capsys):
     c = context({re.compile(r"^(rm|find) "): Result(), ENGINE: failed(stderr="Cannot connect")})
     tasks.clean(c, local=True)
-    assert commands(c)[0].startswith("rm -rf .venv htmlcov dist")
-    assert commands(c)[-1] == ENGINE
+    assert commands(c)[0] == ENGINE
+    assert commands(c)[1].startswith("rm -rf .venv htmlcov dist")
     assert "the work tree is clean, the engine was left alone" in capsys.readouterr().out
 
 

@@ -1,0 +1,100 @@
+"""The import gate: every module that the lock installs must import in the image as it ships.
+
+Finding each library that native code links (docker/distroless.py) cannot see one that a
+module opens by name (python-magic's libmagic, through ctypes), nor data that it reads at
+import. So after each runtime image is built, every top-level module of every distribution
+in its environment is imported inside it (docker/imports.py), the way a hardened deployment
+runs it: as the image's own unprivileged user, with a read-only root, every capability
+dropped, no new privileges, and no network. One that fails fails the build, with one line
+naming the module, its error, and the setting that fixes it.
+"""
+
+import json
+import time
+
+from invoke import Context, Exit
+
+from tooling import engine, stamps
+from tooling.project import ROLE, ROOT
+
+SCRIPT = ROOT / "docker" / "imports.py"
+HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--network", "none"]  # fmt: skip
+
+
+def allowed(c: Context) -> dict[str, str]:
+    """docker.import_allowed: each module that may fail to import, with the reason. In
+    invoke.yaml a mapping; in INVOKE_DOCKER_IMPORT_ALLOWED, "MODULE: REASON; MODULE: REASON"."""
+    setting = c.docker.import_allowed or {}
+    if isinstance(setting, str):
+        entries = [entry.partition(":") for entry in setting.split(";") if entry.strip()]
+        setting = {module.strip(): reason.strip() for module, _, reason in entries}
+    for module, reason in setting.items():
+        if not str(reason or "").strip():
+            raise Exit(
+                f"error: docker.import_allowed names {module} without a reason. Give one, as "
+                f'in "{module}: needs a display".'
+            )
+    return dict(setting)
+
+
+def check(c: Context, ref: str, platform: str) -> None:
+    """Import every module of REF's environment in REF, run hardened on PLATFORM; end with one
+    line per module that failed (docker.import_allowed's excepted). Done once an image."""
+    allow = allowed(c)
+    fingerprint = f"{engine.image_id(c, ref)} {sorted(allow.items())}"
+    step = f"imports-{ref.replace('/', '_')}-{platform.replace('/', '_')}"
+    if stamps.done(step, fingerprint):
+        print(f"import check of {ref} ({platform}): passed before, and nothing changed")
+        return
+    start = time.monotonic()
+    results = _import_all(c, ref, platform)
+    if c.config.run.dry:
+        return
+    failed = [result for result in results if result["error"] and result["module"] not in allow]
+    excused = [result["module"] for result in results if result["error"] and result not in failed]
+    if failed:
+        raise Exit("\n".join(_line(result, ref, platform) for result in failed))
+    note = f"; allowed to fail: {', '.join(excused)}" if excused else ""
+    print(
+        f"import check of {ref} ({platform}): {len(results) - len(excused)} of {len(results)} "
+        "modules import, hardened, "
+        f"in {time.monotonic() - start:.1f} s{note}"
+    )
+    stamps.record(c, step, fingerprint)
+
+
+def _import_all(c: Context, ref: str, platform: str) -> list[dict]:
+    """The result of importing each module in REF. Where the interpreter itself dies (native
+    code that crashes), the module it was in is a failure, and the rest are tried anew."""
+    argv = ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
+    argv += [*HARDENED, "--entrypoint", "/opt/venv/bin/python", ref, "-c", SCRIPT.read_text()]
+    results: list[dict] = []
+    while True:
+        tried = [result["module"] for result in results]
+        ran = engine.docker(c, *argv, *tried, hide=True, warn=True)
+        lines = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+        ended = [line for line in lines if "error" in line]
+        started = [line for line in lines if "start" in line]
+        results += ended
+        if ran.ok or c.config.run.dry:
+            return results
+        if not started:  # no module was even tried: python itself cannot run there
+            said = (ran.stderr.strip().splitlines() or [f"exit {ran.exited}"])[-1]
+            raise Exit(f"error: the import check could not run in {ref} ({platform}): {said}")
+        if len(ended) == len(started):  # every import ended: it died on its way out
+            return results
+        crashed = started[-1]
+        error = f"the interpreter died (exit {ran.exited}) while importing it"
+        results.append({"distribution": crashed["distribution"], "module": crashed["start"],
+                        "error": error})  # fmt: skip
+
+
+def _line(result: dict, ref: str, platform: str) -> str:
+    return (
+        f"error: {result['module']} (of {result['distribution']}) does not import in {ref} "
+        f"({platform}), hardened: {result['error']}. Where it opens a library by name, name "
+        "that library's Debian package in docker.runtime_packages "
+        "(INVOKE_DOCKER_RUNTIME_PACKAGES); where it cannot import in a container, allow it in "
+        "docker.import_allowed, with the reason."
+    )
