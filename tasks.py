@@ -32,7 +32,8 @@ from tooling import (
     pythons,
     registry,
     sbom,
-    secrets,  # fmt: skip
+    secrets,
+    security,
     stamps,
 )
 from tooling.commands import confirm, ok, probe, split
@@ -254,15 +255,18 @@ def lint(c):
 
 @task(help={"force": "Bootstrap the base again, even when one is present."})
 def base(c, force=False):
-    """Make the base image of each platform available: pull it, or bootstrap it.
+    """Make the base image of each platform available and current: pull it, or bootstrap it.
 
     The base is python:VERSION-slim for python.version. Where no registry can be reached, an
-    equivalent image is bootstrapped from the Debian release that ships that Python, under a
-    local tag; later calls find it at once.
+    equivalent image is bootstrapped from the Debian release that ships that Python, with its
+    -updates and -security suites, under a local tag. Each call then checks it, in seconds:
+    a pulled base is pulled again when its tag moved; a bootstrapped one is upgraded when
+    Debian's archive has a newer package. docker.refresh_base=false keeps it as it is.
     """
     engine.require(c)
     for platform in platforms.wanted(c):
         print(f"base image for {platform}: {bootstrap.base(c, platform, force)}")
+        bootstrap.fresh(c, platform)
 
 
 @contextmanager
@@ -370,6 +374,7 @@ def build(c, test=False, no_cache=False, skip_import_check=False):
         "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
     }
     for platform in wanted:
+        bootstrap.fresh(c, platform, always=False)  # asked once an hour; `inv base` asks now
         ref = _build(c, platform, "test" if test else "runtime", labels, no_cache)
         if not test and not skip_import_check:
             imports.check(c, ref, platform)
@@ -383,8 +388,11 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
     tags = [_image_ref(c, tag)]
     if runtime and platform == platforms.own(c):
         tags.append(_image_ref(c, "latest"))
+    base_image = bootstrap.base(c, platform)
     build_args = {
-        "BASE_IMAGE": bootstrap.base(c, platform),
+        "BASE_IMAGE": base_image,
+        # Debian's archive as last seen: when it has published since, apt-get runs again.
+        "DEBIAN_STATE": security.state(base_image),
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
@@ -484,6 +492,32 @@ def smoke(c, image=None, platform=None):
                 f"{result.exited} and printed {result.stdout + result.stderr!r}, not {missing}."
             )
         print(f"ok: {shlex.join(argv)} -> {result.stdout.splitlines()[-1].strip()}")
+
+
+@task(
+    help={
+        "image": "The image to audit (default: the runtime image of this version).",
+        "platform": "Audit the image of this platform (default: the engine's own).",
+    }
+)
+def audit(c, image=None, platform=None):
+    """Compare the image's Debian packages with Debian's archive; fail if one is behind.
+
+    The packages are those that the image's own dpkg records list; the archive is the base's
+    Debian release with its -updates and -security suites, asked from a container of the base.
+    Works for an image pulled back from a registry too.
+    """
+    engine.require(c)
+    platform = platforms.one(c, platform)
+    ref = image or _image_ref(c, platforms.tag(c, platform, VERSION))
+    engine.require_image(c, ref)
+    report = security.audit(c, ref, platform, bootstrap.base(c, platform))
+    if report.error:
+        raise Exit(f"error: Debian's archive cannot be reached ({report.error}). Try again.")
+    if report.behind:
+        print(security.table(report))
+        raise Exit("\n".join(report.lines(ref, "Run `inv base`, then `inv build`.")))
+    print(f"{ref} ({platform}): its {report.checked} Debian packages are current")
 
 
 @task(
@@ -629,9 +663,10 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     help={
         "push": "End by pushing the tested image to the registry (or set registry.push).",
         "skip_import_check": "Do not import every module in the runtime images; said at the end.",
+        "allow_outdated": "Release even where Debian's archive has fixes the image lacks.",
     }
 )
-def release(c, push=False, skip_import_check=False):
+def release(c, push=False, skip_import_check=False, allow_outdated=False):
     """Run the whole flow, from a fresh clone to a tested image.
 
     venv, lock, install, export, lint, test, the test stage and the runtime of each platform,
@@ -648,9 +683,11 @@ def release(c, push=False, skip_import_check=False):
         "export": lambda: export(c),
         "lint": lambda: lint(c),
         "test": lambda: test(c, changed=True),
+        "base": lambda: base(c),
         "build the test stage": lambda: build(c, test=True),
         "build the runtime": lambda: build(c, skip_import_check=skip_import_check),
         "smoke test": lambda: [smoke(c, platform=platform) for platform in platforms.wanted(c)],
+        "security": lambda: _security_gate(c, allow_outdated),
     }
     if push or c.registry.push:
         steps["push"] = lambda: _push(c)
@@ -666,14 +703,34 @@ def release(c, push=False, skip_import_check=False):
     print(f"  {'total':<22} {sum(timings.values()):6.1f} s")
     if skip_import_check:
         print("  the import check was SKIPPED (--skip-import-check): modules may not import")
+    if allow_outdated:
+        print("  the security check was OVERRIDDEN (--allow-outdated): see its lines above")
     changed = _git(c, "diff", "--name-only", "HEAD", "--", *COMMITTED).split()
     if changed:
         print(f"  not committed yet, and built into this image: {', '.join(changed)}. Commit them.")
 
 
+def _security_gate(c: Context, allow_outdated: bool) -> None:
+    """Refuse a release whose runtime holds a Debian package that the archive has fixed."""
+    for platform in platforms.wanted(c):
+        ref = _image_ref(c, platforms.tag(c, platform, VERSION))
+        report = security.audit(c, ref, platform, bootstrap.base(c, platform))
+        if report.error:  # the freshness check warned already: no archive, no verdict
+            print(f"warning: Debian's archive cannot be reached: {ref} ({platform}) is unaudited")
+        elif report.behind and not allow_outdated:
+            fix = "Run `inv base`, then release again (--allow-outdated overrides, and says so)."
+            raise Exit("\n".join(report.lines(ref, fix)))
+        else:
+            for line in report.lines(ref, "Released all the same (--allow-outdated)."):
+                print(line.replace("error:", "warning:", 1))
+            print(
+                f"{ref} ({platform}): {report.checked} Debian packages checked against the archive"
+            )
+
+
 # The tasks, in the order of the workflow.
 ns = Collection(venv, lock, install, poetry_, test, export, lint,
-                base, explore, build, run, smoke, clean, bench, push, release)  # fmt: skip
+                base, explore, build, run, smoke, audit, clean, bench, push, release)  # fmt: skip
 ns.configure(
     {
         # The Python of everything: .venv, requires-python, the base image, the image.
@@ -692,6 +749,9 @@ ns.configure(
             "image": NAME,
             "base": None,  # python.version's official slim image, python:3.13-slim
             "bootstrap": True,  # when the base cannot be pulled, bootstrap one from Debian
+            # False keeps the base as it is (to reproduce an old build); true brings it up to
+            # date with its registry, or with Debian's security and point updates.
+            "refresh_base": True,
             "runtime": "distroless",  # or "slim": the base with a shell, for debugging
             "strip": True,  # False keeps the native libraries' symbols, for debugging
             # Debian packages that dependencies without a wheel need to build (their headers

@@ -1,15 +1,19 @@
 """The base image of each platform: the configured one, pulled, or else bootstrapped from the
-Debian release that ships python.version, and shared through the build cache's registry."""
+Debian release that ships python.version, and shared through the build cache's registry; and
+kept current with Debian's security and point updates."""
 
+import json
 import os
 import shlex
 import shutil
+import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 from invoke import Context, Exit
 
-from tooling import engine, owned, platforms, pythons, registry, stamps
+from tooling import engine, owned, platforms, pythons, registry, security, stamps
 from tooling.commands import ok
 from tooling.project import NAME, ROLE
 
@@ -90,7 +94,8 @@ def _platform_of(c: Context, ref: str) -> str | None:
 
 
 def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
-    """Make the image TAG for PLATFORM from Debian SUITE, labelled as the project's own."""
+    """Make the image TAG for PLATFORM from Debian SUITE, labelled as the project's own, with
+    the security and point updates that debootstrap's one suite lacks."""
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
         root, context = Path(folder) / "root", Path(folder) / "context"
         argv = [*DEBOOTSTRAP, f"--arch={platforms.debian(platform)}", suite, str(root)]
@@ -100,13 +105,94 @@ def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
             fix="Check that Debian's package archive can be reached, then run `inv base`.",
         )
         c.run(shlex.join(["rm", "-rf", *(f"{root}/{path}" for path in NOT_IN_SLIM)]), echo=True)
-        if not c.config.run.dry:
-            context.mkdir()
-            (context / "Dockerfile").write_text(DOCKERFILE)
-        c.run(shlex.join(["tar", "-C", str(root), "-cf", f"{context}/rootfs.tar", "."]), echo=True)
-        built = engine.docker(
-            c, "build", "--platform", platform, "--label", f"{ROLE}=base", "--tag", tag,
-            str(context), env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
-        )  # fmt: skip
-        ok(built, what=f"making {tag}", fix="See the build's last lines above.")
-        owned.built(c, engine.image_id(c, tag), tag)
+        c.run(shlex.join(["tar", "-C", str(root), "-cf", f"{folder}/rootfs.tar", "."]), echo=True)
+        _image(c, tag, platform, Path(folder) / "rootfs.tar", context)
+    _upgrade(c, tag, platform)
+
+
+def _image(c: Context, tag: str, platform: str, rootfs: Path, context: Path) -> None:
+    """Make the image TAG for PLATFORM of the root filesystem in the tar ROOTFS, in one layer."""
+    if rootfs.is_file():  # not under --dry
+        context.mkdir()
+        (context / "Dockerfile").write_text(DOCKERFILE)
+        rootfs.rename(context / "rootfs.tar")
+    built = engine.docker(
+        c, "build", "--platform", platform, "--label", f"{ROLE}=base", "--tag", tag,
+        str(context), env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
+    )  # fmt: skip
+    ok(built, what=f"making {tag}", fix="See the build's last lines above.")
+    owned.built(c, engine.image_id(c, tag), tag)
+
+
+def fresh(c: Context, platform: str, always: bool = True) -> None:
+    """Bring PLATFORM's base up to date, cheaply: a base pulled from a registry is pulled again
+    when its tag moved; one bootstrapped here is compared with Debian's archive (its release,
+    -updates and -security suites), and upgraded where a package is behind. ALWAYS false asks
+    at most once an hour. Unreachable, it is kept as it is, with one warning line."""
+    if not c.docker.refresh_base:
+        return
+    tag = base(c, platform)
+    step, asked = f"fresh-{tag.replace('/', '_')}", time.strftime("%Y-%m-%d %H")
+    if not always and stamps.done(step, f"{engine.image_id(c, tag)} {asked}"):
+        return
+    if tag == pythons.base(c):
+        _pull_again(c, tag, platform)
+    elif tag.startswith(f"{NAME}-base:"):  # bootstrapped here (one from the cache is its maker's)
+        _upgrade_if_behind(c, tag, platform)
+    stamps.record(c, step, f"{engine.image_id(c, tag)} {asked}")
+
+
+def _pull_again(c: Context, tag: str, platform: str) -> None:
+    pulled = engine.docker(c, "pull", "--platform", platform, tag, hide=True, warn=True)
+    if pulled.failed:
+        print(f"warning: {tag}'s registry cannot be reached: the one here is kept, unchecked")
+    elif "Downloaded newer image" in pulled.stdout:
+        print(f"{tag} moved in its registry: pulled again")
+
+
+def _upgrade_if_behind(c: Context, tag: str, platform: str) -> None:
+    report = security.outdated(c, tag, platform)
+    if report.error:
+        print(f"warning: Debian's archive cannot be reached ({report.error}): {tag} is kept")
+        return
+    security.remember(c, tag, report.state)
+    if not report.behind:
+        print(f"{tag} holds every fix in Debian's archive (asked in {report.seconds:.1f} s)")
+        return
+    moved = ", ".join(f"{item['package']} {item['version']} -> {item['fixed']}"
+                      for item in report.behind)  # fmt: skip
+    print(f"{tag} is behind Debian's archive: {moved}. Upgrading it")
+    _upgrade(c, tag, platform)
+
+
+def _upgrade(c: Context, tag: str, platform: str) -> None:
+    """Upgrade what the base TAG holds to Debian's current versions, in a container, and make
+    TAG again of the result: one layer still, as a bootstrapped base is, however often."""
+    start = time.monotonic()
+    container = f"{NAME}-base-upgrade-{os.getpid()}"
+    upgrade = ["run", "--name", container, "--platform", platform, "--label", f"{ROLE}=run", tag]
+    ran = engine.docker(c, *upgrade, "python3", "-c", security.SCRIPT.read_text(), "--upgrade",
+                        hide=True, warn=True)  # fmt: skip
+    try:
+        fix = "Check that Debian's archive can be reached, then run `inv base`."
+        ok(ran, what=f"upgrading {tag}", fix=fix)
+        with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
+            exported = Path(folder) / "exported.tar"
+            engine.docker(c, "export", "--output", str(exported), container, echo=True)
+            _image(c, tag, platform, _without_engine_files(exported), Path(folder) / "context")
+    finally:
+        engine.docker(c, "container", "rm", "--force", container, hide=True, warn=True)
+    said = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+    security.remember(c, tag, next((line["state"] for line in said if "state" in line), None))
+    print(f"{tag}: upgraded to Debian's current versions in {time.monotonic() - start:.0f} s")
+
+
+def _without_engine_files(exported: Path) -> Path:
+    """A copy of the container's filesystem EXPORTED without what the engine put there."""
+    kept = exported.with_name("rootfs.tar")
+    if exported.is_file():
+        with tarfile.open(exported) as source, tarfile.open(kept, "w") as target:
+            for member in source:
+                if member.name.removeprefix("./") != ".dockerenv":
+                    target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    return kept

@@ -25,6 +25,12 @@ def done(step: str, fingerprint: str) -> bool:
     return stamp.is_file() and stamp.read_text() == fingerprint
 
 
+def read(step: str) -> str | None:
+    """What STEP last recorded, if it ever did."""
+    stamp = STAMPS / step
+    return stamp.read_text() if stamp.is_file() else None
+
+
 def record(c: Context, step: str, fingerprint: str) -> None:
     """Remember that STEP succeeded on FINGERPRINT; nothing is written under --dry."""
     if not c.config.run.dry:

@@ -390,6 +390,7 @@ def build_context(monkeypatch):
     monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc123")
     monkeypatch.setattr(sbom, "write", lambda c, ref, target: None)
     monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
+    monkeypatch.setattr(bootstrap, "fresh", lambda c, platform, always: None)  # and so is this
     inspect = "docker image inspect --format"
     c = docker_context(
         {
@@ -418,6 +419,7 @@ def build_context(monkeypatch):
 BUILD = [
     "docker", "build", "--platform", "linux/amd64",
     "--build-arg", "BASE_IMAGE=my-project-base:trixie-amd64",
+    "--build-arg", "DEBIAN_STATE=",
     "--build-arg", "PYTHON_VERSION=3.13",
     "--build-arg", "RUNTIME=distroless",
     "--build-arg", "BUILD_PACKAGES=",
@@ -676,6 +678,77 @@ def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_buil
     removed = [command for command in commands(c) if command.startswith("docker image rm")]
     assert removed[-1].endswith(" my-project:0.1.0 my-project:latest my-project-base:trixie-amd64")
     assert ledger.read_text() == ""  # the recorded image is gone: so is its record
+
+
+BASE = "my-project-base:trixie-amd64"
+LIBZSTD = {"package": "libzstd1", "version": "1.5.7+dfsg-1", "fixed": "1.5.7+dfsg-1+deb13u1"}
+
+
+def base_context(*checks: Result, **config) -> MockContext:
+    """A context whose bootstrapped base is BASE, and whose archive answers CHECKS in turn."""
+    inspect = f"docker image inspect --format '{{{{.Id}}}}' {BASE}"
+    template = "{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}"
+    return docker_context(
+        {
+            f"docker image inspect --format '{template}' python:3.13-slim": failed(),
+            inspect: Result(stdout="sha256:base\n"),
+            re.compile(r"^docker run --rm --pull never .* python3 -c "): list(checks),
+            re.compile(r"^docker (run --name|export|build|container rm) "): Result(),
+        },
+        **config,
+    )
+
+
+def test_a_base_behind_debian_s_archive_is_upgraded_and_the_moved_packages_named(capsys):
+    said = json.dumps(LIBZSTD) + "\n" + json.dumps({"state": "s1"}) + "\n"
+    c = base_context(Result(stdout=said))
+    bootstrap.fresh(c, "linux/amd64")
+    out = capsys.readouterr().out
+    assert (
+        f"{BASE} is behind Debian's archive: libzstd1 1.5.7+dfsg-1 -> 1.5.7+dfsg-1+deb13u1" in out
+    )
+    upgrade = next(command for command in commands(c) if command.startswith("docker run --name"))
+    assert upgrade.endswith(" --upgrade")
+    assert any(command.startswith("docker export --output ") for command in commands(c))
+    assert any(
+        command.startswith(
+            f"docker build --platform linux/amd64 --label my-project.role=base --tag {BASE} "
+        )
+        for command in commands(c)
+    )
+
+
+def test_an_archive_that_cannot_be_reached_is_one_warning_and_the_base_is_kept(capsys):
+    c = base_context(Result(stdout='{"error": "W: Failed to fetch"}\n', exited=2))
+    bootstrap.fresh(c, "linux/amd64")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line for line in out if "warning" in line] == [
+        f"warning: Debian's archive cannot be reached (W: Failed to fetch): {BASE} is kept"
+    ]
+    assert not any(
+        command.startswith(("docker run --name", "docker build")) for command in commands(c)
+    )
+
+
+def test_refresh_base_false_keeps_the_base_as_it_is():
+    c = base_context(docker_refresh_base=False)
+    bootstrap.fresh(c, "linux/amd64")
+    assert commands(c) == []
+
+
+def test_the_release_gate_refuses_a_runtime_behind_the_archive_in_one_line(monkeypatch):
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: BASE)
+    report = tasks.security.Report(behind=[LIBZSTD], checked=26)
+    monkeypatch.setattr(tasks.security, "audit", lambda c, ref, platform, base: report)
+    c = docker_context({})
+    with pytest.raises(Exit) as exit_:
+        tasks._security_gate(c, allow_outdated=False)
+    [line] = str(exit_.value.message).splitlines()
+    assert line.startswith(
+        "error: my-project:0.1.0 holds libzstd1 1.5.7+dfsg-1, and Debian's archive has "
+        "1.5.7+dfsg-1+deb13u1, with its fixes. Run `inv base`, then release again"
+    )
+    tasks._security_gate(c, allow_outdated=True)  # overridden: said, not refused
 
 
 def test_clean_build_cache_asks_and_needs_yes_without_a_terminal(monkeypatch):

@@ -1,0 +1,115 @@
+"""Debian's security fixes: which packages of an image are behind Debian's archive.
+
+The archive is the authority, not a scanner's database: wherever apt-get works, the release,
+its -updates and its -security suites say which version of each package is current. The
+check runs docker/outdated.py in a container of the base, where apt is, against the packages
+that the image's own dpkg records list (a runtime image) or that dpkg has installed (a base).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from invoke import Context, Exit
+
+from tooling import engine, stamps
+from tooling.project import ROLE, ROOT
+
+SCRIPT = ROOT / "docker" / "outdated.py"
+# What a runtime image's python prints: "NAME VERSION" for each Debian package its dpkg records
+# list, in status.d (the distroless tree's, as Google's distroless writes them) or in status.
+RECORDS = """\
+import pathlib, re
+dpkg = pathlib.Path("/var/lib/dpkg")
+records = sorted((dpkg / "status.d").glob("*"))
+stanzas = [path.read_text() for path in records if not path.name.endswith(".md5sums")]
+status = dpkg / "status"
+stanzas += status.read_text().split("\\n\\n") if status.is_file() else []
+for stanza in stanzas:
+    name = re.search(r"^Package: (\\S+)$", stanza, re.M)
+    version = re.search(r"^Version: (\\S+)$", stanza, re.M)
+    gone = re.search(r"^Status: .* (not-installed|config-files)$", stanza, re.M)
+    if name and version and not gone:
+        print(name[1], version[1])
+"""
+
+
+@dataclass
+class Report:
+    """What the archive says of an image's packages."""
+
+    behind: list[dict] = field(default_factory=list)  # {"package", "version", "fixed"}
+    checked: int = 0
+    state: str | None = (
+        None  # a digest of the suites' Release files: it moves when Debian publishes
+    )
+    error: str | None = None  # why the archive could not be asked
+    seconds: float = 0.0
+
+    def lines(self, ref: str, fix: str) -> list[str]:
+        """One line for each package behind: what REF holds, what the archive has, and FIX."""
+        return [
+            f"error: {ref} holds {item['package']} {item['version']}, and Debian's archive has "
+            f"{item['fixed']}, with its fixes. {fix}"
+            for item in self.behind
+        ]
+
+
+def outdated(c: Context, base: str, platform: str, packages: list[str] = ()) -> Report:
+    """Ask Debian's archive, from a container of BASE on PLATFORM, which of PACKAGES (NAME=VERSION;
+    by default what BASE has installed) are behind it."""
+    start = time.monotonic()
+    argv = ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
+    ran = engine.docker(
+        c, *argv, base, "python3", "-c", SCRIPT.read_text(), *packages, hide=True, warn=True
+    )
+    said = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+    report = Report(checked=len(packages), seconds=time.monotonic() - start)
+    report.behind = [line for line in said if "package" in line]
+    report.state = next((line["state"] for line in said if "state" in line), None)
+    report.error = next((line["error"] for line in said if "error" in line), None)
+    if ran.failed and not report.error and not c.config.run.dry:
+        report.error = (ran.stderr.strip().splitlines() or [f"exit {ran.exited}"])[-1]
+    return report
+
+
+def audit(c: Context, ref: str, platform: str, base: str) -> Report:
+    """The Debian packages of image REF, as its own dpkg records list them, against the archive,
+    asked from a container of BASE (REF itself may have no apt, nor a shell)."""
+    listed = engine.docker(
+        c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
+        "--network", "none", "--entrypoint", "/opt/venv/bin/python", ref, "-c", RECORDS,
+        hide=True, warn=True,
+    )  # fmt: skip
+    if listed.failed and not c.config.run.dry:
+        raise Exit(f"error: cannot read the dpkg records of {ref} ({platform}). Build it first.")
+    packages = ["=".join(line.split()) for line in listed.stdout.splitlines() if line.strip()]
+    if not packages:  # no Debian package at all: nothing can be behind
+        return Report()
+    return outdated(c, base, platform, packages)
+
+
+def table(report: Report) -> str:
+    """REPORT as a table: each package behind, its version, and the fixed one."""
+    rows = [("package", "in the image", "in Debian's archive")]
+    rows += [(item["package"], item["version"], item["fixed"]) for item in report.behind]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def state(tag: str) -> str:
+    """The archive's state when the base TAG was last found current: a build argument, so that
+    the builder's apt-get runs again (for its fixes) when Debian has published since."""
+    return stamps.read(_step(tag)) or ""
+
+
+def remember(c: Context, tag: str, found: str | None) -> None:
+    if found:
+        stamps.record(c, _step(tag), found)
+
+
+def _step(tag: str) -> str:
+    return f"debian-{tag.replace('/', '_')}"
