@@ -48,7 +48,7 @@ def test_each_inv_command_of_the_workflow_exists_with_its_options(words):
         shown = inv("--help", task)
         assert shown.returncode == 0, f"no task {task}: {shown.stderr}"
         for option in options:
-            assert re.search(rf"^\s+(-\w, )?{option}\b", shown.stdout, re.MULTILINE), (
+            assert re.search(rf"^\s+(-\w( [A-Z]+)?, )?{option}\b", shown.stdout, re.MULTILINE), (
                 f"inv {task} has no option {option}"
             )
 
