@@ -24,6 +24,8 @@ RUN found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
 # dependencies that build from source, docker.build_packages with gcc and Python's headers.
 ARG RUNTIME_PACKAGES=""
 ARG BUILD_PACKAGES=""
+# Debian's archive as `inv base` last saw it: when Debian publishes, apt-get runs again.
+ARG DEBIAN_STATE=""
 COPY docker/apt-install /usr/local/bin/
 # hadolint ignore=SC2086 # the package lists split into one argument a package, as meant
 RUN set -eu; \
@@ -45,11 +47,17 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
     pip-install /tmp/requirements.txt
+# The scripts that read the venv's native code, ELF files, with the standard library alone.
+COPY docker/elf.py docker/libraries.py /opt/build/
+# A wheel may link a system library that it does not bundle and the base lacks (lightgbm:
+# libgomp.so.1): its Debian package, as the archive names it, is installed, for the runtime to
+# carry; one that Debian lacks ends the build in one line. Nothing missing: no network.
+RUN python3 /opt/build/libraries.py /opt/venv
 # 0 keeps the native code's symbols and the packages' test suites, for debugging.
 ARG STRIP=1
 # 0 leaves bytecode to each start (slower: the runtime cannot write it); for the benchmark.
 ARG COMPILE=1
-COPY docker/elf.py docker/strip.py /opt/build/
+COPY docker/strip.py /opt/build/
 # Native code ships with its symbols: stripped, polars' engine loses a quarter of its size. A
 # library that stripping would break (one that patchelf rewrote) stays as it was, and test
 # suites go. Bytecode is compiled once, here, not at every start of a read-only container.
@@ -93,6 +101,8 @@ COPY --from=rootfs /rootfs /
 # takes files from (libpq5 for psycopg2, say), installed, and the same unprivileged user. No
 # installer: official Python images carry pip in /usr/local; Debian's python3 has none.
 FROM base AS slim
+# As in the builder: when Debian publishes, the packages are installed again, with the fixes.
+ARG DEBIAN_STATE=""
 RUN --mount=type=bind,from=rootfs,source=/rootfs.packages,target=/tmp/packages \
     --mount=type=bind,source=docker/apt-install,target=/usr/local/bin/apt-install \
     set -eu; \

@@ -15,7 +15,8 @@ native code included, needs at run time:
   the C library's NSS modules. glibc's gconv modules (8 MB) come when something calls iconv;
 - what no linker reports, found where the standard library and the C library look for it:
   the CA certificates where OpenSSL looks, the time zones of zoneinfo's TZPATH, the services
-  and protocols of netdb, ldconfig and its cache (for ctypes.util.find_library), os-release;
+  and protocols of netdb, ldconfig and its cache (for ctypes.util.find_library), os-release,
+  and, with curses, the terminfo database of Debian's ncurses-base (xterm, screen, tmux...);
 - each PACKAGE (a Debian package of the builder) with what it links: what no detection can
   know, such as a library that a dependency opens by name;
 - for every Debian package that it takes files from, that package's dpkg record, as Google's
@@ -23,12 +24,14 @@ native code included, needs at run time:
   files the tree holds), so that scanners and SBOM tools see each package and its files;
 - an unprivileged user and a writable /tmp.
 
+A library that the app's native code needs and the loader finds nowhere ends the build with
+one line: libraries.py has installed, in the builder, each one that Debian ships.
+
 It works for any Debian-based Python image: Debian's own python3 in /usr and the official
 images' build in /usr/local alike, on any architecture.
 """
 
 import compileall
-import glob
 import hashlib
 import os
 import re
@@ -158,39 +161,6 @@ def field(record: str, name: str) -> str:
     return found[1] if found else ""
 
 
-class Loader:
-    """Finds shared libraries where glibc's loader does: RPATH, RUNPATH, ld.so.conf, defaults."""
-
-    def __init__(self) -> None:
-        self.folders = [
-            *self.configured("/etc/ld.so.conf"),
-            "/lib",
-            "/usr/lib",
-            "/lib64",
-            "/usr/lib64",
-        ]
-
-    def configured(self, conf: str) -> list[str]:
-        folders = []
-        for line in Path(conf).read_text().splitlines() if Path(conf).is_file() else []:
-            line = line.partition("#")[0].strip()
-            if line.startswith("include "):
-                for included in sorted(glob.glob(line.split(None, 1)[1])):
-                    folders += self.configured(included)
-            elif line:
-                folders.append(line)
-        return folders
-
-    def find(self, name: str, needer: elf.Elf) -> Path | None:
-        origin = str(needer.path.parent)
-        rpath = [] if needer.runpath else needer.rpath
-        for folder in [*rpath, *needer.runpath, *self.folders]:
-            candidate = Path(folder.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)) / name
-            if elf.machine(candidate) == needer.machine:
-                return candidate
-        return None
-
-
 def interpreter(venv: Path, tree: Tree) -> Path:
     """Place the interpreter that VENV runs, and the links that name it (python3 -> python3.13)."""
     path = venv / "bin" / "python"
@@ -239,13 +209,22 @@ def unlinked(tree: Tree) -> None:
     # ctypes.util.find_library runs `/sbin/ldconfig -p`, which reads the cache made below.
     for path in ("/sbin/ldconfig", "/etc/ld.so.conf", "/etc/ld.so.conf.d"):
         tree.place(Path(path))
+    # curses (the standard library's _curses) reads the terminal's description by its name,
+    # $TERM, from the terminfo database: Debian's ncurses-base (xterm, screen, tmux, linux...),
+    # at its own paths, which are where Debian's libtinfo looks.
+    curses = any(path.name.startswith("_curses.") for path in tree.files)
+    if curses and "ncurses-base" in tree.records:
+        tree.carry("ncurses-base")
 
 
 def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
     """Place every library that an ELF file of the tree or the venv links, with its package."""
-    loader = Loader()
+    loader, own = elf.Loader(), elf.machine(Path(sys.executable))
+    files = list(venv.rglob("*"))
+    provided = {path.name for path in files}  # what a wheel preloads by path (nvidia's, torch's)
+    # Another machine's files never load here (a wheel may ship some): what they need is moot.
     pending = [
-        path for path in [*tree.files, *venv.rglob("*")] if path.is_file() and elf.is_elf(path)
+        path for path in [*tree.files, *files] if path.is_file() and elf.machine(path) == own
     ]
     for package in extra:
         pending += tree.carry(package)
@@ -262,10 +241,7 @@ def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
         for name in found.needed:
             library = loader.find(name, found)
             if library is None:
-                print(
-                    f"warning: {path} needs {name}, which is nowhere the loader looks",
-                    file=sys.stderr,
-                )
+                unfound(tree, path, name, provided)
                 continue
             if library.resolve().is_relative_to(venv):  # a wheel's own: the venv's layer has it
                 pending.append(library.resolve())
@@ -278,6 +254,19 @@ def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
             libc = loader.find("libc.so.6", found) or Path("/lib/libc.so.6")
             pending += tree.carry(tree.owners.get(canonical(libc.resolve()), "libc6"), gconv=True)
             gconv = False
+
+
+def unfound(tree: Tree, path: Path, name: str, provided: set[str]) -> None:
+    """A library NAME that PATH needs and the loader finds nowhere. Where PATH is the app's
+    (the venv's, an interpreter built into /usr/local), libraries.py has installed each one
+    that Debian ships, so the app would fail: that ends the build. Where PATH is a Debian
+    package's, dpkg's dependencies have it all, but for a plugin's optional need: a warning."""
+    if name in provided:
+        return
+    if tree.owners.get(canonical(path)):
+        print(f"warning: {path} needs {name}, which is nowhere the loader looks", file=sys.stderr)
+        return
+    raise SystemExit(f"error: {path} needs {name}, which is nowhere the loader looks. {elf.ADVICE}")
 
 
 def system_files(tree: Tree) -> None:

@@ -1,4 +1,5 @@
-"""ELF files, read with the standard library alone: what each one needs, and whether it loads.
+"""ELF files, read with the standard library alone: what each needs, where the loader finds it
+(Loader, shared by distroless.py and libraries.py), and whether it loads.
 
 The builder runs under emulation for a foreign architecture, where running `ldd` (that is,
 the target's own loader) may crash, and where qemu's 4 KB pages hide what a 64 KB-page
@@ -6,6 +7,7 @@ arm64 kernel would refuse; reading the files themselves works the same everywher
 """
 
 import functools
+import glob
 import hashlib
 import mmap
 import struct
@@ -22,6 +24,14 @@ SHT_DYNSYM, SHT_NOBITS, SHF_ALLOC = 11, 8, 0x2
 # The largest page of each architecture (e_machine): what its segments must be aligned to.
 PAGE = {62: 0x1000, 3: 0x1000, 22: 0x1000, 243: 0x1000,
         183: 0x10000, 40: 0x10000, 20: 0x10000, 21: 0x10000}  # fmt: skip
+
+
+# What a build says to do about a library that the loader finds nowhere.
+ADVICE = (
+    "Name the package that provides it in docker.runtime_packages "
+    "(INVOKE_DOCKER_RUNTIME_PACKAGES), or a base image that has it in docker.base "
+    "(INVOKE_DOCKER_BASE)."
+)
 
 
 @dataclass
@@ -241,3 +251,36 @@ class _Reader:
             if fields[0] and fields[shndx_at] == 0:  # SHN_UNDEF: defined elsewhere
                 found.add(self.string(strings + fields[0]))
         return found
+
+
+class Loader:
+    """Finds shared libraries where glibc's loader does: RPATH, RUNPATH, ld.so.conf, defaults."""
+
+    def __init__(self) -> None:
+        self.folders = [
+            *self.configured("/etc/ld.so.conf"),
+            "/lib",
+            "/usr/lib",
+            "/lib64",
+            "/usr/lib64",
+        ]
+
+    def configured(self, conf: str) -> list[str]:
+        folders = []
+        for line in Path(conf).read_text().splitlines() if Path(conf).is_file() else []:
+            line = line.partition("#")[0].strip()
+            if line.startswith("include "):
+                for included in sorted(glob.glob(line.split(None, 1)[1])):
+                    folders += self.configured(included)
+            elif line:
+                folders.append(line)
+        return folders
+
+    def find(self, name: str, needer: Elf) -> Path | None:
+        origin = str(needer.path.parent)
+        rpath = [] if needer.runpath else needer.rpath
+        for folder in [*rpath, *needer.runpath, *self.folders]:
+            candidate = Path(folder.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)) / name
+            if machine(candidate) == needer.machine:
+                return candidate
+        return None

@@ -1,0 +1,277 @@
+"""Install the Debian package of each system library that a wheel links and does not bundle.
+
+Usage: python3 libraries.py FOLDER ...
+
+A manylinux wheel may link a library of the system that auditwheel left out, trusting every
+system to have it (lightgbm's lib_lightgbm.so needs libgomp.so.1, which a minimal Debian
+lacks): the build would pass and the import fail at run time. So every ELF file of the
+FOLDERs (the venv) is read; a library that it needs is missing where the loader finds it
+nowhere (elf.Loader's rules) and no file of the FOLDERs has its name (torch preloads the
+nvidia wheels' libraries by path). Nothing missing: nothing else is done, and no network.
+
+For each missing library, the archive of the builder's own release is the authority. The
+package that Debian's naming rule guesses (libgomp.so.1: libgomp1, or trixie's libgomp1t64)
+is taken only where its own file list holds a file of that name in a folder that the loader
+searches; failing that, the packages whose names the rule may have missed (libglib-2.0.so.0
+is in libglib2.0-0t64), by the same check; failing that, the archive's Contents index of this
+architecture names the package (apt fetches it for this one lookup, as apt-file does). The
+packages found are installed with apt-install, and distroless.py carries them, with their
+dpkg records, into the runtime. A library that no package ships, or an archive that cannot
+be reached, ends the build with one line that says what to set.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import elf
+
+# Files that are never ELF, and most of a venv: not worth opening.
+NOT_ELF = {".py", ".pyc", ".pyi", ".pxd", ".h", ".txt", ".json", ".typed", ".md", ".csv"}
+# A soname: the library's name, then its version (libfoo-2.0.so.0: libfoo-2.0 and 0).
+SONAME = re.compile(r"^(?P<name>.+?)\.so(?:\.(?P<version>[0-9][0-9.]*))?$")
+# apt-file's index target: the archive's Contents. Its key names this architecture alone, so
+# that apt does not fetch Contents-all (38 MB for trixie) beside it.
+CONTENTS = "Acquire::IndexTargets::deb::Contents-deb::"
+LISTS = Path("/var/lib/apt/lists")
+
+
+def missing(folders: list[Path]) -> dict[str, list[Path]]:
+    """Each library that an ELF file of FOLDERS needs and that neither the loader nor a file
+    of FOLDERS provides, with the files that need it."""
+    provided, binaries = set(), []
+    for folder in folders:
+        for parent, _, names in os.walk(folder):
+            provided.update(names)
+            binaries += [Path(parent, name) for name in names if Path(name).suffix not in NOT_ELF]
+    own = elf.machine(Path(sys.executable))  # another machine's files never load here
+    loader, needs = elf.Loader(), {}
+    for path in binaries:
+        if path.is_symlink() or elf.machine(path) != own:
+            continue
+        found = elf.read(path)
+        for name in found.needed:
+            if name not in provided and not loader.find(name, found):
+                needs.setdefault(name, []).append(path)
+    return needs
+
+
+def candidates(soname: str) -> list[str]:
+    """The packages that Debian's naming rule guesses for SONAME, likeliest first: name and
+    version (a hyphen between two digits), lowercase, and trixie's rename for 64-bit time."""
+    match = SONAME.match(soname)
+    if not match:
+        return []
+    name, version = match["name"].lower().replace("_", "-"), match["version"]
+    guess = name
+    if version:
+        guess = f"{name}-{version}" if name[-1].isdigit() else f"{name}{version}"
+    return [guess, f"{guess}t64"]
+
+
+def related(soname: str, names: list[str]) -> list[str]:
+    """Of the archive's package NAMES that share SONAME's first letters, those that the naming
+    rule may have missed (libglib-2.0.so.0: libglib2.0-0t64): the same letters and digits in
+    order, ending in the same major version. At most five, the shortest first."""
+    match = SONAME.match(soname)
+    if not match or not match["version"]:
+        return []
+
+    def letters(text: str) -> str:
+        return re.sub(r"[^a-z0-9+]", "", text.lower().removesuffix("t64"))
+
+    stem, major = letters(match["name"]), match["version"].split(".")[0]
+    fitting = [name for name in names if letters(name).startswith(stem)
+               and letters(name).endswith(major) and letters(name) != stem]  # fmt: skip
+    return sorted(fitting, key=len)[:5]
+
+
+def listed(listing: str) -> list[str]:
+    """The absolute paths in the output of `dpkg-deb --contents` (a link by its own name)."""
+    paths = []
+    for line in listing.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) == 6:
+            paths.append("/" + fields[5].split(" -> ")[0].removeprefix("./"))
+    return paths
+
+
+def contents_line(line: str) -> tuple[str, list[str]]:
+    """A line of a Contents index: the path, absolute, and the packages that ship it."""
+    path, _, where = line.rstrip("\n").rpartition(" ")
+    return "/" + path.strip(), [package.rpartition("/")[2] for package in where.split(",")]
+
+
+def shipped(library: str, paths: list[str], folders: set[str]) -> bool:
+    """Whether PATHS hold a file named LIBRARY in one of the loader's FOLDERS."""
+    return any(
+        path.rpartition("/")[2] == library and path.rpartition("/")[0] in folders for path in paths
+    )
+
+
+def library_folders(loader: elf.Loader) -> set[str]:
+    """The folders that the loader searches, in both spellings of a merged /usr."""
+    return {spelling for folder in loader.folders
+            for spelling in (folder.rstrip("/"), os.path.realpath(folder))}  # fmt: skip
+
+
+def run(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, **kwargs)
+
+
+def release() -> str:
+    """The builder's Debian release, by its code name."""
+    text = Path("/etc/os-release").read_text() if Path("/etc/os-release").is_file() else ""
+    found = re.search(r"^VERSION_CODENAME=\"?([^\"\n]+)", text, re.MULTILINE)
+    return found[1] if found else "the base's release"
+
+
+def guessed(needs: list[str], folders: set[str]) -> dict[str, str]:
+    """Of the libraries NEEDS, those that a package of the naming rule's guesses ships, by its
+    own file list, or else a package of a related name: the package of each. apt's lists must
+    be fresh."""
+    found = confirmed({library: candidates(library) for library in needs}, folders)
+    rest = [library for library in needs if library not in found]
+    prefixes = {library: re.match(r"[a-z]*", library.lower())[0] for library in rest}
+    related_names = {
+        library: related(library, run("apt-cache", "pkgnames", prefix).stdout.split())
+        for library, prefix in prefixes.items()
+        if len(prefix) > 3  # "lib" alone would name thousands
+    }
+    return {**found, **confirmed(related_names, folders)}
+
+
+def confirmed(guesses: dict[str, list[str]], folders: set[str]) -> dict[str, str]:
+    """Of the libraries of GUESSES, each that one of its guessed packages ships, by the
+    package's own file list (downloaded, not installed): that package."""
+    names = sorted({name for names in guesses.values() for name in names})
+    if not names:
+        return {}
+    # The guesses that the archive has: a name it lacks is left out, with a complaint.
+    shown = run("apt-cache", "--no-all-versions", "show", *names).stdout
+    known = sorted(set(re.findall(r"^Package: (\S+)$", shown, re.MULTILINE)))
+    found: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        if known:
+            run("apt-get", "-q", "download", *known, cwd=scratch)
+        for deb in sorted(Path(scratch).glob("*.deb")):
+            package = run("dpkg-deb", "--field", str(deb), "Package").stdout.strip()
+            paths = listed(run("dpkg-deb", "--contents", str(deb)).stdout)
+            for library, names in guesses.items():
+                if package in names and shipped(library, paths, folders):
+                    found.setdefault(library, package)
+    return found
+
+
+def contents_index() -> list[str] | None:
+    """The archive's Contents index of this architecture, as apt fetches it for apt-file: the
+    file of each source. None where apt cannot fetch it."""
+    architecture = run("dpkg", "--print-architecture", check=True).stdout.strip()
+    target = [
+        f"-o{CONTENTS}MetaKey=$(COMPONENT)/Contents-{architecture}",
+        f"-o{CONTENTS}ShortDescription=Contents-{architecture}",
+        f"-o{CONTENTS}Description=$(RELEASE)/$(COMPONENT) Contents-{architecture}",
+        f"-o{CONTENTS}KeepCompressed=true",  # 13 MB on disk for trixie, not 170
+    ]
+    if run("apt-get", "-q", *target, "update").returncode != 0:
+        return None
+    listed = run("apt-get", *target, "indextargets", "--format", "$(FILENAME)",
+                 "Identifier: Contents-deb")  # fmt: skip
+    return listed.stdout.split() or None
+
+
+def indexed(needs: list[str], folders: set[str], files: list[str]) -> dict[str, str]:
+    """Of the libraries NEEDS, those that the Contents index FILES place in one of the loader's
+    FOLDERS: the package of each."""
+    wanted = {library.encode() for library in needs}
+    found: dict[str, str] = {}
+    for index in files:
+        with subprocess.Popen(
+            ["/usr/lib/apt/apt-helper", "cat-file", index], stdout=subprocess.PIPE
+        ) as reader:
+            for line in reader.stdout:
+                # 1.9 million lines for trixie: only a library's is worth decoding.
+                name = line.split(None, 1)[0].rpartition(b"/")[2] if b".so" in line else b""
+                if name in wanted:
+                    path, packages = contents_line(line.decode("utf-8", "replace"))
+                    if shipped(name.decode(), [path], folders):
+                        found.setdefault(name.decode(), sorted(packages)[0])
+    return found
+
+
+def failure(library: str, needers: list[Path], why: str) -> str:
+    """The one line that ends a build for LIBRARY."""
+    return f"error: {needers[0]} needs {library}, and {why}. {elf.ADVICE}"
+
+
+def locate(needs: dict[str, list[Path]], folders: set[str]) -> dict[str, str]:
+    """The Debian package that ships each library of NEEDS; exit with one line if one has
+    none, or if the archive cannot be reached."""
+    suite = release()
+    first = sorted(needs)[0]
+    if run("apt-get", "-q", "update").returncode != 0:
+        raise SystemExit(failure(first, needs[first], f"the archive of {suite} cannot be reached"))
+    found = guessed(sorted(needs), folders)
+    rest = sorted(set(needs) - set(found))
+    if rest:
+        files = contents_index()
+        if files is None:
+            why = f"the archive's Contents index of {suite}, to find its package, cannot be fetched"
+            raise SystemExit(failure(rest[0], needs[rest[0]], why))
+        found.update(indexed(rest, folders, files))
+    unshipped = sorted(set(needs) - set(found))
+    if unshipped:
+        why = f"no Debian package of {suite} ships it"
+        raise SystemExit(failure(unshipped[0], needs[unshipped[0]], why))
+    return found
+
+
+def install(needs: dict[str, list[Path]], found: dict[str, str]) -> None:
+    """Install the packages FOUND with apt-install, check that the loader now finds each
+    library, and say so: one line a package."""
+    packages = sorted(set(found.values()))
+    installed = run("apt-install", "docker.runtime_packages", *packages)
+    if installed.returncode != 0:
+        sys.stderr.write(installed.stdout + installed.stderr)  # apt-install's line ends it
+        raise SystemExit(1)
+    elf.machine.cache_clear()  # it read the libraries' paths before they were there
+    loader = elf.Loader()
+    for library, needers in sorted(needs.items()):
+        if not loader.find(library, elf.read(needers[0])):
+            why = f"{found[library]}, which ships it, installs it nowhere the loader looks"
+            raise SystemExit(failure(library, needers, why))
+    for package in packages:
+        libraries = sorted(library for library, name in found.items() if name == package)
+        needers = sorted({path for library in libraries for path in needs[library]})
+        more = f" and {len(needers) - 1} more" if len(needers) > 1 else ""
+        print(
+            f"found {', '.join(libraries)} (needed by {needers[0]}{more}) in Debian's "
+            f"{package}: installed, and carried into the runtime"
+        )
+
+
+def forget_lists() -> None:
+    """Leave no apt lists, as apt-install does: Contents is 13 MB more."""
+    for path in LISTS.iterdir() if LISTS.is_dir() else []:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def main(*folders: str) -> None:
+    needs = missing([Path(folder) for folder in folders])
+    if not needs:
+        return
+    try:
+        install(needs, locate(needs, library_folders(elf.Loader())))
+    finally:
+        forget_lists()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
