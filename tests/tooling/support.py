@@ -38,6 +38,8 @@ CORPUS = [
     "psycopg2",  # an sdist only: built against libpq-dev; libpq5 and its closure at run time
     "mysqlclient",  # an sdist only: libmariadb, which loads plugins by name
     "python-magic",  # opens libmagic by name, through ctypes.util.find_library
+    "lightgbm",  # links the system's libgomp.so.1, which its wheel does not bundle
+    "pyodbc",  # links the system's unixODBC, libodbc.so.2, which its wheel does not bundle
 ]
 # What the corpus needs of the two settings that native dependencies may ask for.
 CORPUS_SETTINGS = {

@@ -107,7 +107,7 @@ def test_every_dependency_works_in_both_runtimes_at_three_quarters_of_a_plain_bu
     ]
     assert not failed, "\n".join(failed)
     assert results["distroless"].keys() == results["slim"].keys()
-    assert len(results["distroless"]) >= 20
+    assert len(results["distroless"]) >= 25
     assert sizes["distroless"] <= 0.75 * sizes["plain two-stage"], sizes
 
 

@@ -1,14 +1,19 @@
-"""One setting moves everything: python.version 3.11 gives a 3.11 image, on Debian bookworm.
+"""A release from any state that its own steps can bring up to date, as a user meets them.
 
-A copy of the project, with numpy added, is built with INVOKE_PYTHON_VERSION=3.11: its
-.venv, requires-python and lock, its base (bookworm's, where python:3.11-slim cannot be
-pulled), its test stage, its runtime and the smoke test all follow. bookworm's binutils
-(2.40) is the strip that breaks numpy's OpenBLAS, rewritten by patchelf: numpy must load
-and compute in the image all the same.
+In a fresh copy of the project, with its own .venv:
+1. a dependency is added with `inv poetry -- add`, and `inv release` runs straight away.
+   python-magic opens libmagic by name, which no reading of ELF files can see: the import
+   check fails the release, in one line naming `magic` and docker.runtime_packages;
+2. with that setting, the release passes, and names the files to commit;
+3. python.version 3.11 relocks, exports, and builds on Debian bookworm, where bookworm's
+   binutils (2.40) is the strip that breaks numpy's OpenBLAS, rewritten by patchelf: numpy
+   must load and compute all the same;
+4. back to 3.13, the lock and the exports are again what was committed.
 """
 
 import os
 import re
+import subprocess
 import tomllib
 
 import pytest
@@ -16,33 +21,58 @@ from support import VERSION, commit, copy_project, docker, elf_files, inv, owner
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+TRACKED = ["poetry.lock", "pyproject.toml", "requirements-test.txt", "requirements.txt"]
 
-def test_python_3_11_builds_on_bookworm_and_numpy_survives_its_strip(tmp_path):
+
+def release(project, env) -> subprocess.CompletedProcess:
+    return inv("release", cwd=project, env=env, timeout=3600)
+
+
+def to_commit(released: subprocess.CompletedProcess) -> list[str]:
+    """The files that the release's summary names, to commit."""
+    found = re.search(r"not committed yet, and built into this image: (.*)\. Commit them\.",
+                      released.stdout)  # fmt: skip
+    return sorted(found[1].split(", ")) if found else []
+
+
+def test_a_release_follows_a_new_dependency_and_python_3_11_and_back(tmp_path):
     project = copy_project(tmp_path / "project", share_venv=False)
-    name = f"my-project-py311-{os.getpid()}"
-    env = {"INVOKE_PYTHON_VERSION": "3.11", "INVOKE_DOCKER_IMAGE": name}
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace('"fire (>=0.7,<0.8)",', '"fire (>=0.7,<0.8)",\n    "numpy",')
-    )
-    locked = inv("lock", cwd=project, env=env)
-    assert locked.returncode == 0, locked.stdout[-3000:] + locked.stderr[-3000:]
-    assert tomllib.loads(pyproject.read_text())["project"]["requires-python"] == ">=3.11,<3.12"
-    assert inv("export", cwd=project, env=env).returncode == 0
-    commit(project, "numpy, on Python 3.11")
+    name = f"my-project-py-{os.getpid()}"
+    env = {"INVOKE_DOCKER_IMAGE": name}
     ref = f"{name}:{VERSION}"
     try:
-        for step in (["build", "--test"], ["build"], ["smoke"]):  # what a release builds
-            done = inv(*step, cwd=project, env=env, timeout=3600)
-            assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-            if step[0] == "build":  # on bookworm, or on the official 3.11 image
-                assert re.search(r"my-project-base:bookworm-amd64|python:3\.11-slim", done.stdout)
+        added = inv("poetry", "--", "add", "python-magic", "numpy>=2", cwd=project, env=env)
+        assert added.returncode == 0, added.stdout[-3000:] + added.stderr[-3000:]
+        # 1. Straight away: the import check refuses, in one line.
+        refused = release(project, env)
+        assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+        [line] = refused.stderr.strip().splitlines()[-1:]
+        assert line.startswith(f"error: magic (of python-magic) does not import in {ref}"), line
+        assert "docker.runtime_packages" in line
+        # 2. With the library's package named: released, and the files to commit named.
+        env["INVOKE_DOCKER_RUNTIME_PACKAGES"] = "libmagic1"
+        released = release(project, env)
+        assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
+        assert to_commit(released) == TRACKED  # the exports name the lock they came from
+        commit(project, "python-magic and numpy")
+        # 3. Python 3.11: relocked, exported, built on bookworm; numpy survives its strip.
+        released = release(project, {**env, "INVOKE_PYTHON_VERSION": "3.11"})
+        assert released.returncode == 0, released.stdout[-4000:] + released.stderr[-4000:]
+        assert re.search(r"my-project-base:bookworm-amd64|python:3\.11-slim", released.stdout)
+        assert to_commit(released) == TRACKED
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+        assert pyproject["project"]["requires-python"] == ">=3.11,<3.12"
         run = ["run", "--rm", "--entrypoint", "/opt/venv/bin/python", ref, "-c"]
-        version = docker(*run, "import sys; print(sys.version_info[:2])")
-        assert version.stdout == "(3, 11)\n"
+        assert docker(*run, "import sys; print(sys.version_info[:2])").stdout == "(3, 11)\n"
         determinant = "import numpy as np; print(round(np.linalg.det(np.eye(3) * 2)))"
         computed = docker(*run, determinant)
         assert computed.stdout == "8\n", computed.stderr
         assert sorted(elf_files(ref) - owners(sbom_of(ref, project)).keys()) == []
+        # 4. And back: what was committed, to the byte.
+        released = release(project, env)
+        assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
+        assert to_commit(released) == []
+        status = ["git", "status", "--porcelain", "--", *TRACKED]
+        assert subprocess.run(status, cwd=project, capture_output=True, text=True).stdout == ""
     finally:
         docker("image", "rm", "--force", ref, f"{name}:latest", f"{name}:test", check=False)

@@ -203,6 +203,43 @@ def python_magic():
 
 
 @check
+def lightgbm():
+    """A wheel that links the system's libgomp.so.1 and does not bundle it: the builder finds
+    Debian's package that ships it, with no setting."""
+    import lightgbm as lgb
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 3))
+    labels = (features[:, 0] > 0).astype(int)
+    model = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 2},
+                      lgb.Dataset(features, labels), num_boost_round=10)  # fmt: skip
+    accuracy = float(((model.predict(features) > 0.5) == labels).mean())
+    assert accuracy > 0.9, f"accuracy {accuracy}"
+    return f"{lgb.__version__} accuracy={accuracy:.2f}"
+
+
+@check
+def pyodbc():
+    """A wheel that links the system's unixODBC (libodbc.so.2), which it does not bundle."""
+    import pyodbc
+
+    return f"{pyodbc.version}, drivers {pyodbc.drivers()}"
+
+
+@check
+def stdlib_curses():
+    """curses and what is built on it: the terminal's description, from the terminfo database."""
+    import curses
+
+    os.environ["TERM"] = "xterm-256color"
+    curses.setupterm()
+    colors = curses.tigetnum("colors")
+    assert colors == 256, f"xterm-256color has {colors} colors"
+    return f"xterm-256color: {colors} colors, clear={curses.tigetstr('clear')!r}"
+
+
+@check
 def stdlib_ssl():
     """The CA certificates where OpenSSL looks: urllib, http.client and the rest verify."""
     import ssl
