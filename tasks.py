@@ -415,7 +415,7 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
     before = engine.image_id(c, tags[0])
     log = engine.build(c, argv, keeps=tags[0])
     after = engine.image_id(c, tags[0])
-    owned.built(c, after, *tags)  # what `clean` removes: an image built on this one is not
+    owned.built(c, after, *tags)  # by its ID, `clean` tells it from an image built on it
     # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
     if cache and (engine.ran(log) or engine.cache_missed(log)):
         builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
@@ -553,7 +553,9 @@ def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
         engine.docker(
             c, "container", "rm", "--force", "--volumes", *containers, echo=True, hide="stdout"
         )
-    kept = [] if base else owned.images(c, role="base")
+    # Without --base the base stays; its untagged leftovers (IDs, of an upgrade) go all the same.
+    bases = owned.images(c, role="base")
+    kept = [] if base else [ref for ref in bases if not ref.startswith("sha256:")]
     images = [image for image in owned.images(c) if image not in kept]
     if images:
         engine.docker(c, "image", "rm", "--force", *images, echo=True, hide="stdout", warn=True)

@@ -18,7 +18,7 @@ image: `run`'s leftovers (role run), and the dev container, which also has its f
 
 from invoke import Context
 
-from tooling import engine, registry
+from tooling import engine
 from tooling.project import NAME, ROLE, STAMPS
 
 LEDGER = STAMPS / "images"  # "ID NAME:TAG", a line for each image the tasks built
@@ -29,8 +29,8 @@ def repositories(c: Context) -> set[str]:
     names = {c.docker.image, f"{NAME}-base", f"{NAME}-verify", f"{NAME}-bench"}
     if c.registry.url:
         names.add(f"{c.registry.url.rstrip('/')}/{c.docker.image}")
-    if cache := registry.cache(c):
-        names.add(cache)
+    if c.registry.cache:  # its name here, whether or not the registry answers now
+        names.add(c.registry.cache.rstrip("/"))
     return names
 
 

@@ -40,9 +40,8 @@ class Report:
 
     behind: list[dict] = field(default_factory=list)  # {"package", "version", "fixed"}
     checked: int = 0
-    state: str | None = (
-        None  # a digest of the suites' Release files: it moves when Debian publishes
-    )
+    # A digest of the suites' Release files: it moves whenever Debian publishes.
+    state: str | None = None
     error: str | None = None  # why the archive could not be asked
     seconds: float = 0.0
 
