@@ -52,6 +52,8 @@ COPY docker/elf.py docker/libraries.py /opt/build/
 # A wheel may link a system library that it does not bundle and the base lacks (lightgbm:
 # libgomp.so.1): its Debian package, as the archive names it, is installed, for the runtime to
 # carry; one that Debian lacks ends the build in one line. Nothing missing: no network.
+# docker.host_libraries names those that the host mounts at run time (NVIDIA's libcuda.so.1).
+ARG HOST_LIBRARIES=""
 RUN python3 /opt/build/libraries.py /opt/venv
 # 0 keeps the native code's symbols and the packages' test suites, for debugging.
 ARG STRIP=1
@@ -92,6 +94,7 @@ RUN /opt/venv/bin/python -m pytest -p no:cacheprovider --cov=my_project --cov-fa
 FROM builder AS rootfs
 COPY docker/distroless.py /opt/build/
 ARG RUNTIME_PACKAGES=""
+ARG HOST_LIBRARIES=""
 RUN python3 /opt/build/distroless.py /rootfs /opt/venv $RUNTIME_PACKAGES
 
 FROM scratch AS distroless

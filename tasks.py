@@ -397,6 +397,7 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
         "RUNTIME_PACKAGES": c.docker.runtime_packages,
+        "HOST_LIBRARIES": c.docker.host_libraries,
         "STRIP": "1" if c.docker.strip else "0",
         **labels,
     }
@@ -762,6 +763,9 @@ ns.configure(
             # Debian packages the runtime carries beyond what it finds itself: a library
             # that a dependency opens by name, say.
             "runtime_packages": "",
+            # Libraries that the host mounts into the container at run time, which no Debian
+            # package is looked for: NVIDIA's container toolkit mounts libcuda.so.1, say.
+            "host_libraries": "",
             # Modules that may fail `build`'s import check, each with its reason: in
             # invoke.yaml a mapping, in the environment "MODULE: REASON; MODULE: REASON".
             "import_allowed": "",

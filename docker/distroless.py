@@ -221,7 +221,8 @@ def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
     """Place every library that an ELF file of the tree or the venv links, with its package."""
     loader, own = elf.Loader(), elf.machine(Path(sys.executable))
     files = list(venv.rglob("*"))
-    provided = {path.name for path in files}  # what a wheel preloads by path (nvidia's, torch's)
+    # What a wheel preloads by path (nvidia's, for torch), and what the host mounts at run time.
+    provided = {path.name for path in files} | elf.host_libraries()
     # Another machine's files never load here (a wheel may ship some): what they need is moot.
     pending = [
         path for path in [*tree.files, *files] if path.is_file() and elf.machine(path) == own

@@ -10,6 +10,7 @@ import functools
 import glob
 import hashlib
 import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,15 @@ PAGE = {62: 0x1000, 3: 0x1000, 22: 0x1000, 243: 0x1000,
 # What a build says to do about a library that the loader finds nowhere.
 ADVICE = (
     "Name the package that provides it in docker.runtime_packages "
-    "(INVOKE_DOCKER_RUNTIME_PACKAGES), or a base image that has it in docker.base "
-    "(INVOKE_DOCKER_BASE)."
+    "(INVOKE_DOCKER_RUNTIME_PACKAGES), a base image that has it in docker.base "
+    "(INVOKE_DOCKER_BASE), or, where the host mounts it at run time (NVIDIA's libcuda.so.1), "
+    "the library in docker.host_libraries (INVOKE_DOCKER_HOST_LIBRARIES)."
 )
+
+
+def host_libraries() -> set[str]:
+    """docker.host_libraries, which the build passes on: what the host provides at run time."""
+    return set(os.environ.get("HOST_LIBRARIES", "").split())
 
 
 @dataclass

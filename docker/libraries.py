@@ -43,7 +43,7 @@ LISTS = Path("/var/lib/apt/lists")
 def missing(folders: list[Path]) -> dict[str, list[Path]]:
     """Each library that an ELF file of FOLDERS needs and that neither the loader nor a file
     of FOLDERS provides, with the files that need it."""
-    provided, binaries = set(), []
+    provided, binaries = elf.host_libraries(), []
     for folder in folders:
         for parent, _, names in os.walk(folder):
             provided.update(names)
@@ -76,7 +76,8 @@ def candidates(soname: str) -> list[str]:
 def related(soname: str, names: list[str]) -> list[str]:
     """Of the archive's package NAMES that share SONAME's first letters, those that the naming
     rule may have missed (libglib-2.0.so.0: libglib2.0-0t64): the same letters and digits in
-    order, ending in the same major version. At most five, the shortest first."""
+    order, ending in the same major version, or those letters alone (libpython3.13). At most
+    five, the shortest first."""
     match = SONAME.match(soname)
     if not match or not match["version"]:
         return []
@@ -85,8 +86,8 @@ def related(soname: str, names: list[str]) -> list[str]:
         return re.sub(r"[^a-z0-9+]", "", text.lower().removesuffix("t64"))
 
     stem, major = letters(match["name"]), match["version"].split(".")[0]
-    fitting = [name for name in names if letters(name).startswith(stem)
-               and letters(name).endswith(major) and letters(name) != stem]  # fmt: skip
+    fitting = [name for name in names if letters(name) == stem  # libpython3.13.so.1.0's
+               or (letters(name).startswith(stem) and letters(name).endswith(major))]  # fmt: skip
     return sorted(fitting, key=len)[:5]
 
 

@@ -4,9 +4,9 @@ Finding each library that native code links (docker/distroless.py) cannot see on
 module opens by name (python-magic's libmagic, through ctypes), nor data that it reads at
 import. So after each runtime image is built, every top-level module of every distribution
 in its environment is imported inside it (docker/imports.py), the way a hardened deployment
-runs it: as the image's own unprivileged user, with a read-only root (and a tmpfs at /tmp),
-every capability dropped, no new privileges, and no network. One that fails fails the build, with one line
-naming the module, its error, and the setting that fixes it.
+runs it: as the image's own unprivileged user, with a read-only root (and a tmpfs at
+/tmp), every capability dropped, no new privileges, and no network. One that fails fails the
+build, with one line naming the module, its error, and the setting that fixes it.
 """
 
 import json
@@ -20,7 +20,7 @@ from tooling.project import ROLE, ROOT
 SCRIPT = ROOT / "docker" / "imports.py"
 # As read-only deployments run (Kubernetes' readOnlyRootFilesystem, with an emptyDir at /tmp):
 # matplotlib, for one, needs somewhere to write its cache, and finds it there.
-HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",  # noqa: S108 # the container's
             "--security-opt", "no-new-privileges", "--network", "none"]  # fmt: skip
 
 

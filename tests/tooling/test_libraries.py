@@ -130,4 +130,6 @@ def test_related_names_find_what_the_naming_rule_misses_and_nothing_else():
              "libglib-testing-0-0", "libglibmm-2.68-1t64", "libglib2.0-doc"]  # fmt: skip
     assert libraries.related("libglib-2.0.so.0", names) == ["libglib2.0-0t64"]
     assert libraries.related("libGL.so.1", ["libgl1", "libgl-dev", "libglu1-mesa"]) == ["libgl1"]
+    python = ["libpython3.13-dev", "libpython3.13", "libpython3.13-stdlib"]
+    assert libraries.related("libpython3.13.so.1.0", python) == ["libpython3.13"]
     assert libraries.related("libfoo.so", ["libfoo1"]) == []  # no version: no rule to follow

@@ -424,6 +424,7 @@ BUILD = [
     "--build-arg", "RUNTIME=distroless",
     "--build-arg", "BUILD_PACKAGES=",
     "--build-arg", "RUNTIME_PACKAGES=",
+    "--build-arg", "HOST_LIBRARIES=",
     "--build-arg", "STRIP=1",
     "--build-arg", "VERSION=0.1.0",
     "--build-arg", "REVISION=abc123",
