@@ -13,13 +13,14 @@ For each missing library, the archive of the builder's own release is the author
 package that Debian's naming rule guesses (libgomp.so.1: libgomp1, or trixie's libgomp1t64)
 is taken only where its own file list holds a file of that name in a folder that the loader
 searches; failing that, the packages whose names the rule may have missed (libglib-2.0.so.0
-is in libglib2.0-0t64), by the same check; failing that, the archive's Contents index of this
-architecture names the package (apt fetches it for this one lookup, as apt-file does). The
-packages found are installed with apt-install, and distroless.py carries them, with their
-dpkg records, into the runtime. A library that no package ships, or an archive that cannot
+is in libglib2.0-0t64), by the same check; failing that, the packages that the archive's
+Contents index of this architecture names (fetched for this one lookup), by the same check.
+The packages found are installed with apt-install, and distroless.py carries them, with
+their dpkg records, into the runtime. A library that no package ships, or an archive that cannot
 be reached, ends the build with one line that says what to set.
 """
 
+import gzip
 import os
 import re
 import shutil
@@ -34,9 +35,6 @@ import elf
 NOT_ELF = {".py", ".pyc", ".pyi", ".pxd", ".h", ".txt", ".json", ".typed", ".md", ".csv"}
 # A soname: the library's name, then its version (libfoo-2.0.so.0: libfoo-2.0 and 0).
 SONAME = re.compile(r"^(?P<name>.+?)\.so(?:\.(?P<version>[0-9][0-9.]*))?$")
-# apt-file's index target: the archive's Contents. Its key names this architecture alone, so
-# that apt does not fetch Contents-all (38 MB for trixie) beside it.
-CONTENTS = "Acquire::IndexTargets::deb::Contents-deb::"
 LISTS = Path("/var/lib/apt/lists")
 
 
@@ -168,39 +166,38 @@ def confirmed(guesses: dict[str, list[str]], folders: set[str]) -> dict[str, str
     return found
 
 
-def contents_index() -> list[str] | None:
-    """The archive's Contents index of this architecture, as apt fetches it for apt-file: the
-    file of each source. None where apt cannot fetch it."""
+def contents_index(folder: Path) -> list[Path]:
+    """The archive's Contents index of this architecture, one file a suite of apt's sources,
+    downloaded into FOLDER by apt's own downloader. It is not checked against the suite's
+    Release file (some mirrors serve it a sync behind): it only names candidates, and each
+    is then checked by its own file list, from a package that apt does check."""
     architecture = run("dpkg", "--print-architecture", check=True).stdout.strip()
-    target = [
-        f"-o{CONTENTS}MetaKey=$(COMPONENT)/Contents-{architecture}",
-        f"-o{CONTENTS}ShortDescription=Contents-{architecture}",
-        f"-o{CONTENTS}Description=$(RELEASE)/$(COMPONENT) Contents-{architecture}",
-        f"-o{CONTENTS}KeepCompressed=true",  # 13 MB on disk for trixie, not 170
-    ]
-    if run("apt-get", "-q", *target, "update").returncode != 0:
-        return None
-    listed = run("apt-get", *target, "indextargets", "--format", "$(FILENAME)",
-                 "Identifier: Contents-deb")  # fmt: skip
-    return listed.stdout.split() or None
+    suites = run("apt-get", "indextargets", "--format", "$(REPO_URI) $(RELEASE) $(COMPONENT)",
+                 "Identifier: Packages").stdout.split("\n")  # fmt: skip
+    files = []
+    for number, suite in enumerate(sorted({line for line in suites if line.count(" ") == 2})):
+        uri, release, component = suite.split(" ")
+        url = f"{uri.rstrip('/')}/dists/{release}/{component}/Contents-{architecture}.gz"
+        target = folder / f"contents-{number}.gz"
+        if run("/usr/lib/apt/apt-helper", "download-file", url, str(target)).returncode == 0:
+            files.append(target)
+    return files
 
 
-def indexed(needs: list[str], folders: set[str], files: list[str]) -> dict[str, str]:
+def indexed(needs: list[str], folders: set[str], files: list[Path]) -> dict[str, list[str]]:
     """Of the libraries NEEDS, those that the Contents index FILES place in one of the loader's
-    FOLDERS: the package of each."""
+    FOLDERS: the packages that do, for each."""
     wanted = {library.encode() for library in needs}
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for index in files:
-        with subprocess.Popen(
-            ["/usr/lib/apt/apt-helper", "cat-file", index], stdout=subprocess.PIPE
-        ) as reader:
-            for line in reader.stdout:
+        with gzip.open(index) as reader:
+            for line in reader:
                 # 1.9 million lines for trixie: only a library's is worth decoding.
                 name = line.split(None, 1)[0].rpartition(b"/")[2] if b".so" in line else b""
                 if name in wanted:
                     path, packages = contents_line(line.decode("utf-8", "replace"))
                     if shipped(name.decode(), [path], folders):
-                        found.setdefault(name.decode(), sorted(packages)[0])
+                        found.setdefault(name.decode(), []).extend(sorted(packages))
     return found
 
 
@@ -214,16 +211,19 @@ def locate(needs: dict[str, list[Path]], folders: set[str]) -> dict[str, str]:
     none, or if the archive cannot be reached."""
     suite = release()
     first = sorted(needs)[0]
-    if run("apt-get", "-q", "update").returncode != 0:
+    updated = run("apt-get", "-q", "update")
+    # apt-get update exits 0 when a suite could not be fetched: its warnings tell.
+    if updated.returncode or re.search(r"^[WE]: Failed to fetch", updated.stderr, re.MULTILINE):
         raise SystemExit(failure(first, needs[first], f"the archive of {suite} cannot be reached"))
     found = guessed(sorted(needs), folders)
     rest = sorted(set(needs) - set(found))
     if rest:
-        files = contents_index()
-        if files is None:
-            why = f"the archive's Contents index of {suite}, to find its package, cannot be fetched"
-            raise SystemExit(failure(rest[0], needs[rest[0]], why))
-        found.update(indexed(rest, folders, files))
+        with tempfile.TemporaryDirectory() as scratch:
+            files = contents_index(Path(scratch))
+            if not files:
+                why = f"the Contents index of {suite}, which names its package, cannot be fetched"
+                raise SystemExit(failure(rest[0], needs[rest[0]], why))
+            found.update(confirmed(indexed(rest, folders, files), folders))
     unshipped = sorted(set(needs) - set(found))
     if unshipped:
         why = f"no Debian package of {suite} ships it"
@@ -256,7 +256,7 @@ def install(needs: dict[str, list[Path]], found: dict[str, str]) -> None:
 
 
 def forget_lists() -> None:
-    """Leave no apt lists, as apt-install does: Contents is 13 MB more."""
+    """Leave no apt lists, as apt-install does."""
     for path in LISTS.iterdir() if LISTS.is_dir() else []:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -3,6 +3,7 @@
 No Docker and no network: the pure parts, on ELF files made here and on real apt output.
 """
 
+import gzip
 import struct
 import subprocess
 import sys
@@ -78,6 +79,22 @@ def test_a_contents_line_gives_the_path_and_every_package_that_ships_it():
         "/usr/share/a b/c.so.1",
         ["x"],
     )
+
+
+def test_a_contents_index_names_every_package_that_ships_the_library_where_the_loader_looks(
+    tmp_path,
+):
+    """libmlx5.so.1 is in ibverbs-providers, which no naming rule guesses; a copy of it
+    elsewhere (a private folder) does not count."""
+    index = tmp_path / "contents.gz"
+    with gzip.open(index, "wt") as contents:
+        contents.write(
+            "usr/lib/x86_64-linux-gnu/libmlx5.so.1          libs/ibverbs-providers\n"
+            "usr/lib/x86_64-linux-gnu/private/libmlx5.so.1  libs/other\n"
+            "usr/share/doc/libmlx5/README                   doc/ibverbs-providers\n"
+        )
+    found = libraries.indexed(["libmlx5.so.1", "libnone.so.1"], FOLDERS, [index])
+    assert found == {"libmlx5.so.1": ["ibverbs-providers"]}
 
 
 def test_only_a_file_of_that_name_in_a_folder_the_loader_searches_counts():
