@@ -31,6 +31,7 @@ from tooling import (
     poetry,
     pythons,
     registry,
+    reproducible,
     sbom,
     secrets,
     security,
@@ -373,16 +374,17 @@ def build(c, test=False, no_cache=False, skip_import_check=False):
         "CREATED": _git(c, "log", "-1", "--format=%cI") or "unknown",
         "SOURCE": PROJECT.get("urls", {}).get("Source", "unknown"),
     }
+    epoch = int(_git(c, "log", "-1", "--format=%ct") or 0)  # SOURCE_DATE_EPOCH: the commit's
     for platform in wanted:
         bootstrap.fresh(c, platform, always=False)  # asked once an hour; `inv base` asks now
-        ref = _build(c, platform, "test" if test else "runtime", labels, no_cache)
+        ref = _build(c, platform, "test" if test else "runtime", labels, no_cache, epoch)
         if not test and not skip_import_check:
             imports.check(c, ref, platform)
 
 
-def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool) -> str:
+def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool, epoch: int) -> str:
     """Build TARGET for PLATFORM, through the registry's cache where there is one; return the
-    image's first name."""
+    image's first name. A runtime's every time is EPOCH's, so that its ID follows the source."""
     runtime = target == "runtime"
     tag = platforms.tag(c, platform, VERSION if runtime else "test")
     tags = [_image_ref(c, tag)]
@@ -417,6 +419,9 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool)
     log = engine.build(c, argv, keeps=tags[0])
     after = engine.image_id(c, tags[0])
     owned.built(c, after, *tags)  # by its ID, `clean` tells it from an image built on it
+    if runtime:
+        after = reproducible.written(c, after, tags, epoch)
+        owned.built(c, after, *tags)
     # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
     if cache and (engine.ran(log) or engine.cache_missed(log)):
         builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]

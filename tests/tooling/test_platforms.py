@@ -100,7 +100,7 @@ def test_the_arm64_image_keeps_the_promises(released):
 
 def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registry, fresh_engine):
     """A build fills the cache; a fresh engine, pointed at it, runs no step: no download, no
-    compiling. It makes the very same layers."""
+    compiling. It makes the very same layers, and the very same image."""
     name = f"my-project-cached-{os.getpid()}"
     env = {"INVOKE_REGISTRY_CACHE": f"{registry}/team/cache", "INVOKE_DOCKER_IMAGE": name}
     try:
@@ -117,6 +117,9 @@ def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registr
         assert docker(
             "image", "inspect", "--format", layers, f"{name}:{VERSION}", env=fresh
         ).stdout == (docker("image", "inspect", "--format", layers, f"{name}:{VERSION}").stdout)
+        # And the very same image: every time in its config is the commit's, on either engine.
+        identity = ["image", "inspect", "--format", "{{.Id}}", f"{name}:{VERSION}"]
+        assert docker(*identity, env=fresh).stdout == docker(*identity).stdout
     finally:
         docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
 

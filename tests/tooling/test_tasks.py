@@ -4,12 +4,15 @@ What the commands then do is tested for real elsewhere (test_image.py and its si
 here the point is what runs, with which arguments, and what does not run at all.
 """
 
+import hashlib
+import io
 import json
 import os
 import re
 import shlex
 import shutil
 import sys
+import tarfile
 from pathlib import Path
 from unittest.mock import Mock
 
@@ -18,7 +21,7 @@ from invoke import Config, Exit, MockContext, Result
 from support import ROOT
 
 import tasks
-from tooling import bootstrap, engine, imports, platforms, registry, sbom, secrets
+from tooling import bootstrap, engine, imports, platforms, registry, reproducible, sbom, secrets
 
 PIP_CERT = f"{sys.executable} -m pip config get global.cert"
 PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
@@ -387,7 +390,11 @@ def test_buildx_is_enough():
 def build_context(monkeypatch):
     """A context for `build`, with the base, git and the SBOM answered without commands."""
     monkeypatch.setattr(bootstrap, "base", lambda c, platform: "my-project-base:trixie-amd64")
-    monkeypatch.setattr(tasks, "_git", lambda c, *args: "" if args[0] == "status" else "abc123")
+    answers = {"status": "", "--format=%ct": "1764460800"}  # else: the revision, the date
+    monkeypatch.setattr(
+        tasks, "_git", lambda c, *args: answers.get(args[0], answers.get(args[-1], "abc123"))
+    )
+    monkeypatch.setattr(reproducible, "written", lambda c, built, refs, epoch: built)  # below
     monkeypatch.setattr(sbom, "write", lambda c, ref, target: None)
     monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
     monkeypatch.setattr(bootstrap, "fresh", lambda c, platform, always: None)  # and so is this
@@ -899,3 +906,37 @@ def test_a_platform_that_is_not_one_is_one_clear_line(build_context):
         Exit, match=r"docker.platforms names 'arm64', not a platform such as linux/arm64"
     ):
         tasks.build(c)
+
+
+def saved_image(folder: Path, created: str) -> Path:
+    """An archive as `docker save` writes one: a layer, a config made at CREATED, a manifest."""
+    config = {"architecture": "amd64", "created": created,
+              "history": [{"created": created, "created_by": "COPY x /"}],
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:00"]}}  # fmt: skip
+    config = json.dumps(config).encode()
+    name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = json.dumps([{"Config": name, "RepoTags": ["x:1"], "Layers": ["l/layer.tar"]}])
+    path = folder / f"saved-{created}.tar"
+    with tarfile.open(path, "w") as archive:
+        for member, content in ((name, config), ("manifest.json", manifest.encode()),
+                                ("l/layer.tar", b"layer")):  # fmt: skip
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return path
+
+
+def test_an_image_built_at_two_times_is_written_as_one_with_the_commit_s_time(tmp_path):
+    """Only the config's times differ between two builds: rewritten, they are the same image."""
+    written = []
+    for created in ("2026-11-29T10:00:00.1Z", "2026-12-01T08:30:00.2Z"):
+        target = tmp_path / f"written-{created}.tar"
+        reproducible.rewrite(saved_image(tmp_path, created), target, ["my-project:0.1.0"], 0)
+        with tarfile.open(target) as archive:
+            [entry] = json.load(archive.extractfile("manifest.json"))
+            config = json.load(archive.extractfile(entry["Config"]))
+            assert archive.extractfile("l/layer.tar").read() == b"layer"
+        written.append(entry["Config"])
+        assert entry["RepoTags"] == ["my-project:0.1.0"]
+        assert config["created"] == config["history"][0]["created"] == "1970-01-01T00:00:00Z"
+    assert written[0] == written[1]  # the image's ID: the digest of its config
