@@ -24,8 +24,6 @@ RUN found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
 # dependencies that build from source, docker.build_packages with gcc and Python's headers.
 ARG RUNTIME_PACKAGES=""
 ARG BUILD_PACKAGES=""
-# Debian's archive as `inv base` last saw it: when Debian publishes, apt-get runs again.
-ARG DEBIAN_STATE=""
 COPY docker/apt-install /usr/local/bin/
 # hadolint ignore=SC2086 # the package lists split into one argument a package, as meant
 RUN set -eu; \
@@ -104,8 +102,6 @@ COPY --from=rootfs /rootfs /
 # takes files from (libpq5 for psycopg2, say), installed, and the same unprivileged user. No
 # installer: official Python images carry pip in /usr/local; Debian's python3 has none.
 FROM base AS slim
-# As in the builder: when Debian publishes, the packages are installed again, with the fixes.
-ARG DEBIAN_STATE=""
 RUN --mount=type=bind,from=rootfs,source=/rootfs.packages,target=/tmp/packages \
     --mount=type=bind,source=docker/apt-install,target=/usr/local/bin/apt-install \
     set -eu; \

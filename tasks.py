@@ -390,11 +390,8 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     tags = [_image_ref(c, tag)]
     if runtime and platform == platforms.own(c):
         tags.append(_image_ref(c, "latest"))
-    base_image = bootstrap.base(c, platform)
     build_args = {
-        "BASE_IMAGE": base_image,
-        # Debian's archive as last seen: when it has published since, apt-get runs again.
-        "DEBIAN_STATE": security.state(base_image),
+        "BASE_IMAGE": bootstrap.base(c, platform),
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,

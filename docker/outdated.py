@@ -9,8 +9,8 @@ made to name all three suites: a base bootstrapped by debootstrap names its rele
 the security suite lives in the archive's -security sibling, beside the release's mirror.
 Then apt's indexes are fetched, and each package that has a newer version there is one line
 of JSON: {"package", "version", "fixed"}. The last line is {"state": DIGEST}, a digest of the
-suites' Release files, which changes whenever Debian publishes. Where the archive cannot be
-reached, one line {"error": ...}, and exit 2. With --upgrade, every package behind is then
+suites' package indexes, which moves whenever Debian publishes a package. Where the archive
+cannot be reached, one line {"error": ...}, and exit 2. With --upgrade, every package behind is then
 upgraded here, and apt's indexes are removed, as in a slim image.
 """
 
@@ -64,8 +64,17 @@ def newer(have: str, candidate: str) -> bool:
 
 
 def state() -> str:
-    releases = sorted(LISTS.glob("*Release"))
-    return hashlib.sha256(b"".join(path.read_bytes() for path in releases)).hexdigest()[:16]
+    """A digest of the suites' package indexes for this architecture, as their Release files
+    name them: it moves when a package does, not when a suite is merely signed again."""
+    architecture = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                                  text=True, check=True).stdout.strip()  # fmt: skip
+    index = re.compile(
+        rf"^ ([0-9a-f]{{64}}) +\d+ \S+/binary-{architecture}/Packages$", re.MULTILINE
+    )
+    hashes = sorted(
+        found for path in LISTS.glob("*Release") for found in index.findall(path.read_text())
+    )
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
 
 
 def main(upgrade: bool, packages: list[str]) -> int:

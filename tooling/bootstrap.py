@@ -26,6 +26,8 @@ DEBOOTSTRAP = [
 # What a slim image leaves out: documentation, translations, apt's lists and caches.
 NOT_IN_SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
                "var/lib/apt/lists", "var/cache/apt"]  # fmt: skip
+# The state of Debian's archive that a bootstrapped base is current with (docker/outdated.py).
+STATE = f"{NAME}.debian-state"
 # The root becomes an image by a build, which (unlike `docker import`) records its platform.
 DOCKERFILE = """\
 FROM scratch
@@ -110,15 +112,19 @@ def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
     _upgrade(c, tag, platform)
 
 
-def _image(c: Context, tag: str, platform: str, rootfs: Path, context: Path) -> None:
-    """Make the image TAG for PLATFORM of the root filesystem in the tar ROOTFS, in one layer."""
+def _image(
+    c: Context, tag: str, platform: str, rootfs: Path, context: Path, state: str = ""
+) -> None:
+    """Make the image TAG for PLATFORM of the root filesystem in the tar ROOTFS, in one layer,
+    labelled with the STATE of Debian's archive that it is current with."""
     if rootfs.is_file():  # not under --dry
         context.mkdir()
         (context / "Dockerfile").write_text(DOCKERFILE)
         rootfs.rename(context / "rootfs.tar")
+    labels = ["--label", f"{ROLE}=base", "--label", f"{STATE}={state}"]
     built = engine.docker(
-        c, "build", "--platform", platform, "--label", f"{ROLE}=base", "--tag", tag,
-        str(context), env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
+        c, "build", "--platform", platform, *labels, "--tag", tag, str(context),
+        env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True,
     )  # fmt: skip
     ok(built, what=f"making {tag}", fix="See the build's last lines above.")
     owned.built(c, engine.image_id(c, tag), tag)
@@ -127,8 +133,10 @@ def _image(c: Context, tag: str, platform: str, rootfs: Path, context: Path) -> 
 def fresh(c: Context, platform: str, always: bool = True) -> None:
     """Bring PLATFORM's base up to date, cheaply: a base pulled from a registry is pulled again
     when its tag moved; one bootstrapped here is compared with Debian's archive (its release,
-    -updates and -security suites), and upgraded where a package is behind. ALWAYS false asks
-    at most once an hour. Unreachable, it is kept as it is, with one warning line."""
+    -updates and -security suites), and made again, upgraded, where a package is behind, or
+    where Debian has published since it was made: the packages that the build installs on it
+    (libgomp1, the runtime packages) then come again, with their fixes. ALWAYS false asks at
+    most once an hour. Unreachable, it is kept as it is, with one warning line."""
     if not c.docker.refresh_base:
         return
     tag = base(c, platform)
@@ -155,13 +163,18 @@ def _upgrade_if_behind(c: Context, tag: str, platform: str) -> None:
     if report.error:
         print(f"warning: Debian's archive cannot be reached ({report.error}): {tag} is kept")
         return
-    security.remember(c, tag, report.state)
-    if not report.behind:
+    made = engine.probe(
+        c, "image", "inspect", "--format", f'{{{{index .Config.Labels "{STATE}"}}}}', tag
+    )
+    if report.behind:
+        moved = ", ".join(f"{item['package']} {item['version']} -> {item['fixed']}"
+                          for item in report.behind)  # fmt: skip
+        print(f"{tag} is behind Debian's archive: {moved}. Upgrading it")
+    elif report.state and report.state != made.stdout.strip():
+        print(f"{tag} is current, and Debian has published since it was made: making it again")
+    else:
         print(f"{tag} holds every fix in Debian's archive (asked in {report.seconds:.1f} s)")
         return
-    moved = ", ".join(f"{item['package']} {item['version']} -> {item['fixed']}"
-                      for item in report.behind)  # fmt: skip
-    print(f"{tag} is behind Debian's archive: {moved}. Upgrading it")
     _upgrade(c, tag, platform)
 
 
@@ -173,17 +186,18 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
     upgrade = ["run", "--name", container, "--platform", platform, "--label", f"{ROLE}=run", tag]
     ran = engine.docker(c, *upgrade, "python3", "-c", security.SCRIPT.read_text(), "--upgrade",
                         hide=True, warn=True)  # fmt: skip
+    said = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+    state = next((line["state"] for line in said if "state" in line), "")
     try:
         fix = "Check that Debian's archive can be reached, then run `inv base`."
         ok(ran, what=f"upgrading {tag}", fix=fix)
         with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
             exported = Path(folder) / "exported.tar"
             engine.docker(c, "export", "--output", str(exported), container, echo=True)
-            _image(c, tag, platform, _without_engine_files(exported), Path(folder) / "context")
+            rootfs = _without_engine_files(exported)
+            _image(c, tag, platform, rootfs, Path(folder) / "context", state)
     finally:
         engine.docker(c, "container", "rm", "--force", container, hide=True, warn=True)
-    said = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
-    security.remember(c, tag, next((line["state"] for line in said if "state" in line), None))
     print(f"{tag}: upgraded to Debian's current versions in {time.monotonic() - start:.0f} s")
 
 

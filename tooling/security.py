@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from invoke import Context, Exit
 
-from tooling import engine, stamps
+from tooling import engine
 from tooling.project import ROLE, ROOT
 
 SCRIPT = ROOT / "docker" / "outdated.py"
@@ -40,7 +40,7 @@ class Report:
 
     behind: list[dict] = field(default_factory=list)  # {"package", "version", "fixed"}
     checked: int = 0
-    # A digest of the suites' Release files: it moves whenever Debian publishes.
+    # A digest of the suites' package indexes: it moves whenever Debian publishes a package.
     state: str | None = None
     error: str | None = None  # why the archive could not be asked
     seconds: float = 0.0
@@ -97,18 +97,3 @@ def table(report: Report) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
-
-
-def state(tag: str) -> str:
-    """The archive's state when the base TAG was last found current: a build argument, so that
-    the builder's apt-get runs again (for its fixes) when Debian has published since."""
-    return stamps.read(_step(tag)) or ""
-
-
-def remember(c: Context, tag: str, found: str | None) -> None:
-    if found:
-        stamps.record(c, _step(tag), found)
-
-
-def _step(tag: str) -> str:
-    return f"debian-{tag.replace('/', '_')}"

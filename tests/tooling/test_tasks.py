@@ -426,7 +426,6 @@ def build_context(monkeypatch):
 BUILD = [
     "docker", "build", "--platform", "linux/amd64",
     "--build-arg", "BASE_IMAGE=my-project-base:trixie-amd64",
-    "--build-arg", "DEBIAN_STATE=",
     "--build-arg", "PYTHON_VERSION=3.13",
     "--build-arg", "RUNTIME=distroless",
     "--build-arg", "BUILD_PACKAGES=",
@@ -692,16 +691,22 @@ BASE = "my-project-base:trixie-amd64"
 LIBZSTD = {"package": "libzstd1", "version": "1.5.7+dfsg-1", "fixed": "1.5.7+dfsg-1+deb13u1"}
 
 
-def base_context(*checks: Result, **config) -> MockContext:
-    """A context whose bootstrapped base is BASE, and whose archive answers CHECKS in turn."""
+def base_context(*checks: Result, made: str = "s1", **config) -> MockContext:
+    """A context whose bootstrapped base is BASE, current with Debian's archive as it was in
+    state MADE, and whose archive answers CHECKS in turn."""
     inspect = f"docker image inspect --format '{{{{.Id}}}}' {BASE}"
     template = "{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}"
+    label = '{{index .Config.Labels "my-project.debian-state"}}'
+    state = f"docker image inspect --format '{label}' {BASE}"
     return docker_context(
         {
             f"docker image inspect --format '{template}' python:3.13-slim": failed(),
             inspect: Result(stdout="sha256:base\n"),
+            state: Result(stdout=f"{made}\n"),
             re.compile(r"^docker run --rm --pull never .* python3 -c "): list(checks),
-            re.compile(r"^docker (run --name|export|build|container rm) "): Result(),
+            # The upgrade: it says the state of the archive it upgraded from.
+            re.compile(r"^docker run --name "): Result(stdout='{"state": "s2"}\n'),
+            re.compile(r"^docker (export|build|container rm) "): Result(),
         },
         **config,
     )
@@ -720,10 +725,25 @@ def test_a_base_behind_debian_s_archive_is_upgraded_and_the_moved_packages_named
     assert any(command.startswith("docker export --output ") for command in commands(c))
     assert any(
         command.startswith(
-            f"docker build --platform linux/amd64 --label my-project.role=base --tag {BASE} "
+            "docker build --platform linux/amd64 --label my-project.role=base "
+            f"--label my-project.debian-state=s2 --tag {BASE} "
         )
         for command in commands(c)
     )
+
+
+def test_a_current_base_is_made_again_only_when_debian_has_published_since(capsys):
+    """Nothing of the base is behind, but a package that the build installs on it may be: when
+    the archive's state moved, the base is made again, so that the build installs anew."""
+    current = Result(stdout=json.dumps({"state": "s1"}) + "\n")
+    c = base_context(current)
+    bootstrap.fresh(c, "linux/amd64")
+    assert f"{BASE} holds every fix in Debian's archive" in capsys.readouterr().out
+    assert not any(command.startswith("docker run --name") for command in commands(c))
+    c = base_context(Result(stdout=json.dumps({"state": "s2"}) + "\n"), made="s1")
+    bootstrap.fresh(c, "linux/amd64")
+    assert "Debian has published since it was made: making it again" in capsys.readouterr().out
+    assert any(command.startswith("docker run --name") for command in commands(c))
 
 
 def test_an_archive_that_cannot_be_reached_is_one_warning_and_the_base_is_kept(capsys):
