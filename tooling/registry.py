@@ -15,7 +15,7 @@ import urllib.request
 
 from invoke import Context, Exit, Result
 
-from tooling import engine, platforms, pythons
+from tooling import engine, owned, platforms, pythons
 
 _answers: dict[str, bool] = {}  # each cache registry is asked once a process
 
@@ -37,6 +37,7 @@ def require_ok(result: Result, registry: str) -> None:
 def push(c: Context, source: str, remote: str) -> str:
     """Tag SOURCE as REMOTE and push it to registry.url; return the digest the registry gave."""
     engine.docker(c, "tag", source, remote, echo=True)
+    owned.built(c, engine.image_id(c, remote), remote)  # a name the tasks gave: `clean`'s
     pushed = engine.docker(c, "push", remote, echo=True, warn=True)
     require_ok(pushed, c.registry.url)
     found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
@@ -120,6 +121,7 @@ def push_cache(c: Context, local: str, reference: str) -> bool:
         return False
     if local != reference:
         engine.docker(c, "tag", local, reference, echo=True)
+        owned.built(c, engine.image_id(c, reference), reference)
     pushed = engine.docker(c, "push", reference, echo=True, hide=True, warn=True)
     if not pushed.ok:
         reason = (pushed.stderr.strip().splitlines() or ["no answer"])[-1]

@@ -808,6 +808,9 @@ def test_push_tags_pushes_pulls_back_by_digest_and_smoke_tests(monkeypatch):
     c = docker_context(
         {
             HAVE_IMAGE: Result(stdout="sha256:1"),
+            re.compile(r"^docker image inspect --format '\{\{\.Id\}\}' "): Result(
+                stdout="sha256:1"
+            ),
             re.compile(r"^docker (tag|push) "): pushed,
             f"docker pull --platform linux/amd64 {repository}@{digest}": Result(),
             f"docker image inspect --format '{{{{.Id}}}}' {throwaway}": Result(stdout="sha256:1"),
