@@ -414,10 +414,10 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     argv += [flag for ref in tags for flag in ("--tag", ref)]
     before = engine.image_id(c, tags[0])
     log = engine.build(c, argv, keeps=tags[0])
-    after = engine.image_id(c, tags[0])
-    owned.built(c, after, *tags)  # by its ID, `clean` tells it from an image built on it
+    built = after = engine.image_id(c, tags[0])
+    owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
     if runtime:
-        after = reproducible.written(c, after, tags, epoch)
+        after = reproducible.written(c, built, tags, epoch)
         owned.built(c, after, *tags)
     # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
     if cache and (engine.ran(log) or engine.cache_missed(log)):
@@ -425,7 +425,7 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
         engine.build(c, [*common, *builder])
         owned.built(c, engine.image_id(c, refs["builder"]), refs["builder"])
         registry.push_cache(c, refs["builder"], refs["builder"])
-        registry.push_cache(c, tags[0], refs[target])
+        registry.push_cache(c, built or tags[0], refs[target])  # BuildKit's, with its links
     state = "unchanged: every layer was cached" if after == before else "built"
     print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
     if runtime:

@@ -2,10 +2,12 @@
 
 BuildKit makes each layer the same from the same files (docker/layer sets every time in them
 to the epoch), but Docker 20.10's writes the time of the build into the image's config: its
-`created`, and each history entry's. Nothing else in the config varies: the labels hold the
-commit and its time, never the build's time or host. So the runtime image is written again
-with the commit's time (SOURCE_DATE_EPOCH: `git log -1 --format=%ct`) in those fields: saved,
-its config rewritten, and loaded back under its names, with every layer as it was. An image
+`created`, and each history entry's; and, with an inline cache, the cache's links in no fixed
+order. Nothing else in the config varies: the labels hold the commit and its time, never the
+build's time or host. So the runtime image is written again
+with the commit's time (SOURCE_DATE_EPOCH: `git log -1 --format=%ct`) in those fields, and
+without the cache's links: saved, its config rewritten, and loaded back under its names, with
+every layer as it was. An image
 written once is known again by the ID that BuildKit gave it, and only tagged (0.1 s).
 """
 
@@ -20,6 +22,8 @@ from pathlib import Path
 from invoke import Context
 
 from tooling import engine, stamps
+
+INLINE_CACHE = "moby.buildkit.cache.v0"
 
 
 def written(c: Context, built: str | None, refs: list[str], epoch: int) -> str | None:
@@ -52,6 +56,9 @@ def rewrite(saved: Path, target: Path, refs: list[str], epoch: int) -> None:
         config["created"] = created
         for step in config.get("history", []):
             step["created"] = created
+        # BuildKit's inline cache, which lists its links in no fixed order: the cache's copy of
+        # the image keeps it (tasks.py pushes BuildKit's own image there); this one needs none.
+        config.pop(INLINE_CACHE, None)
         data = json.dumps(config, separators=(",", ":")).encode()
         old, entry["Config"] = entry["Config"], f"{hashlib.sha256(data).hexdigest()}.json"
         entry["RepoTags"] = refs

@@ -46,11 +46,11 @@ def test_a_stale_base_makes_the_release_refuse_and_inv_base_mends_it(project):
     suite = base.partition(":")[2].rpartition("-")[0]  # my-project-base:trixie-amd64 -> trixie
     name = f"my-project-stale-{os.getpid()}"
     env = {"INVOKE_DOCKER_IMAGE": name}
-    kept = f"{name}-base:original"  # a name to build FROM: BuildKit takes no ID there
-    docker("tag", original, kept)
+    named = f"{name}-base:original"  # a name to build FROM: BuildKit takes no ID there
+    docker("tag", original, named)
     stale = unreachable = None
     try:
-        build(STALE.format(base=kept, suite=suite, carried=CARRIED), base)
+        build(STALE.format(base=named, suite=suite, carried=CARRIED), base)
         taken_back = docker("run", "--rm", base, "cat", "/stale").stdout.split()
         package, version = taken_back
         # Kept as it is (docker.refresh_base=false, as to reproduce an old build): refused.
@@ -83,4 +83,4 @@ def test_a_stale_base_makes_the_release_refuse_and_inv_base_mends_it(project):
         made = [image_id(base), *(found for found in (stale, unreachable) if found)]
         docker("tag", original, base)
         docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", f"{name}:test",
-               kept, *made, check=False)  # fmt: skip
+               named, *made, check=False)  # fmt: skip
