@@ -5,15 +5,17 @@ to the image's python with -c): python -c "$(cat imports.py)" [MODULE-TO-SKIP ..
 
 A distribution names its modules in top_level.txt; one without it (most built by newer
 backends) lists its files in RECORD, whose first parts are the modules: a package folder,
-a module file, an extension module. Each module is imported in turn, and one line of JSON
-says how: {"distribution", "module", "error"} (error is null where it imported), preceded by
-{"start", "distribution"}, so that a crash of the interpreter itself (a segfault in native
+a module file, an extension module. Each module is imported in turn, and a line says how,
+"imports.py: " then JSON: {"distribution", "module", "error", "unchecked"} (error is null
+where it imported; unchecked says why it could not be checked, where it could not), preceded
+by {"start", "distribution"}, so that a crash of the interpreter itself (a segfault in native
 code) still tells which module it was in. Modules named on the command line are skipped:
 those already tried, when a crash makes the caller start again.
 """
 
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import sys
 import sysconfig
@@ -43,22 +45,49 @@ def modules(distribution: importlib.metadata.Distribution) -> list[str]:
     return sorted(found)
 
 
-def main(skipped: set[str]) -> None:
+def main(tried: set[str]) -> None:
     site = sysconfig.get_path("purelib")
     distributions = importlib.metadata.distributions(path=[site])
     for distribution in sorted(distributions, key=lambda found: found.metadata["Name"].lower()):
         for module in modules(distribution):
-            if module in skipped:
+            if module in tried:
                 continue
             name = distribution.metadata["Name"]
-            print(json.dumps({"start": module, "distribution": name}), flush=True)
+            say({"start": module, "distribution": name})
+            error = unchecked = None
             try:
                 importlib.import_module(module)
-                error = None
+            except ModuleNotFoundError as missing:
+                unchecked = absent(module, missing)
+                error = None if unchecked else last_line()
             except BaseException:  # SystemExit too: every way an import fails is reported
-                error = traceback.format_exc().strip().splitlines()[-1]
-            said = {"distribution": name, "module": module, "error": error}
-            print(json.dumps(said), flush=True)
+                error = last_line()
+            said = {"distribution": name, "module": module, "error": error, "unchecked": unchecked}
+            say(said)
 
 
-main(set(sys.argv[1:]))
+def absent(module: str, missing: ModuleNotFoundError) -> str | None:
+    """Why MODULE cannot be checked, where what it lacks is no fault of the image: no file holds
+    MODULE at all (a distribution's metadata may name one that it keeps inside a package:
+    PyNaCl's _sodium), or it imports a distribution that the lock does not install (an optional
+    one: duckdb's adbc_driver_duckdb wants adbc_driver_manager). What the image itself leaves
+    out, the standard library's Tk say, is no excuse: None."""
+    lacking = (missing.name or "").partition(".")[0]
+    if not lacking or lacking in sys.stdlib_module_names or importlib.util.find_spec(lacking):
+        return None
+    if lacking == module:
+        return "no file holds it: only the distribution's metadata names it"
+    return f"it imports {lacking}, which the lock does not install (an optional dependency)"
+
+
+def say(line: dict) -> None:
+    """One line of JSON, told from what the modules print as they import by its start."""
+    print(f"imports.py: {json.dumps(line)}", flush=True)
+
+
+def last_line() -> str:
+    return traceback.format_exc().strip().splitlines()[-1]
+
+
+if __name__ == "__main__":  # as `python -c` runs it, too
+    main(set(sys.argv[1:]))

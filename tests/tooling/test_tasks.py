@@ -500,7 +500,7 @@ def said(*lines: dict) -> str:
         printed.append({"start": line["module"], "distribution": line["distribution"]})
         if "error" in line:
             printed.append(line)
-    return "".join(json.dumps(line) + "\n" for line in printed)
+    return "".join(f"imports.py: {json.dumps(line)}\n" for line in printed)
 
 
 POLARS = {"distribution": "polars", "module": "polars", "error": None}
