@@ -153,7 +153,9 @@ def test_an_altered_hash_fails_the_build_and_keeps_the_image(kept, project):
     assert _still_runs(kept, before)
 
 
-@pytest.mark.parametrize("task", ["build", "run", "explore", "clean", "release", "push"])
+@pytest.mark.parametrize(
+    "task", ["base", "build", "run", "explore", "audit", "clean", "release", "push"]
+)
 def test_no_daemon_is_one_clear_line_within_5_s(task):
     """5. With DOCKER_HOST at a socket that does not exist, each task fails fast and clearly."""
     env = {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "INVOKE_REGISTRY_URL": "127.0.0.1:9"}
