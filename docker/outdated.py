@@ -4,14 +4,14 @@ Usage (what the tasks run, in a container of the base, where apt is; the text is
 python3 with -c): python3 -c "$(cat outdated.py)" [--upgrade] [NAME=VERSION ...]
 
 The packages to check are NAME=VERSION (the dpkg records of a runtime image); with none,
-every package installed here is checked. First, apt's sources are
-made to name all three suites: a base bootstrapped by debootstrap names its release alone, and
-the security suite lives in the archive's -security sibling, beside the release's mirror.
-Then apt's indexes are fetched, and each package that has a newer version there is one line
-of JSON: {"package", "version", "fixed"}. The last line is {"state": DIGEST}, a digest of the
-suites' package indexes, which moves whenever Debian publishes a package. Where the archive
-cannot be reached, one line {"error": ...}, and exit 2. With --upgrade, every package behind is then
-upgraded here, and apt's indexes are removed, as in a slim image.
+every package installed here is checked. First, apt's sources are made to name all three
+suites: a base bootstrapped by debootstrap names its release alone, and the security suite
+lives in the archive's -security sibling, beside the release's mirror. Then apt's indexes are
+fetched, and each package that has a newer version there is one line of JSON: {"package",
+"version", "fixed"}. The last line is {"state": DIGEST}, a digest of the suites' package
+indexes, which moves whenever Debian publishes a package. Where the archive cannot be reached,
+one line {"error": ...}, and exit 2. With --upgrade, every package behind is then upgraded
+here, and apt's indexes are removed, as in a slim image.
 """
 
 import hashlib

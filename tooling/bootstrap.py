@@ -2,7 +2,6 @@
 Debian release that ships python.version, and shared through the build cache's registry; and
 kept current with Debian's security and point updates."""
 
-import json
 import os
 import shlex
 import shutil
@@ -186,8 +185,7 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
     upgrade = ["run", "--name", container, "--platform", platform, "--label", f"{ROLE}=run", tag]
     ran = engine.docker(c, *upgrade, "python3", "-c", security.SCRIPT.read_text(), "--upgrade",
                         hide=True, warn=True)  # fmt: skip
-    said = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
-    state = next((line["state"] for line in said if "state" in line), "")
+    state = security.read(ran.stdout).state or ""
     try:
         fix = "Check that Debian's archive can be reached, then run `inv base`."
         ok(ran, what=f"upgrading {tag}", fix=fix)

@@ -54,11 +54,12 @@ def images(c: Context, role: str | None = None) -> list[str]:
     )  # fmt: skip
     rows = [line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line]
     recorded, ours = _recorded(), repositories(c)
+    recorded_ids = {known for known, _ in recorded}
 
     def mine(image: str, ref: str) -> bool:
         repository, _, tag = ref.rpartition(":")
         if tag == "<none>":  # untagged: a rebuild's leftover, or pulled by digest alone
-            return image in {known for known, _ in recorded} or repository in ours
+            return image in recorded_ids or repository in ours
         return repository in ours or (image, ref) in recorded
 
     # An image that also bears a name of someone else's is never removed by its ID.

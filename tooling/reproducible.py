@@ -4,11 +4,10 @@ BuildKit makes each layer the same from the same files (docker/layer sets every 
 to the epoch), but Docker 20.10's writes the time of the build into the image's config: its
 `created`, and each history entry's; and, with an inline cache, the cache's links in no fixed
 order. Nothing else in the config varies: the labels hold the commit and its time, never the
-build's time or host. So the runtime image is written again
-with the commit's time (SOURCE_DATE_EPOCH: `git log -1 --format=%ct`) in those fields, and
-without the cache's links: saved, its config rewritten, and loaded back under its names, with
-every layer as it was. An image
-written once is known again by the ID that BuildKit gave it, and only tagged (0.1 s).
+build's time or host. So the runtime image is written again with the commit's time
+(SOURCE_DATE_EPOCH: `git log -1 --format=%ct`) in those fields, and without the cache's links:
+saved, its config rewritten, and loaded back under its names, with every layer as it was. An
+image written once is known again by the ID that BuildKit gave it, and only tagged (0.1 s).
 """
 
 import datetime

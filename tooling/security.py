@@ -62,11 +62,8 @@ def outdated(c: Context, base: str, platform: str, packages: list[str] = ()) -> 
     ran = engine.docker(
         c, *argv, base, "python3", "-c", SCRIPT.read_text(), *packages, hide=True, warn=True
     )
-    said = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
-    report = Report(checked=len(packages), seconds=time.monotonic() - start)
-    report.behind = [line for line in said if "package" in line]
-    report.state = next((line["state"] for line in said if "state" in line), None)
-    report.error = next((line["error"] for line in said if "error" in line), None)
+    report = read(ran.stdout)
+    report.checked, report.seconds = len(packages), time.monotonic() - start
     if ran.failed and not report.error and not c.config.run.dry:
         report.error = (ran.stderr.strip().splitlines() or [f"exit {ran.exited}"])[-1]
     return report
@@ -96,4 +93,14 @@ def table(report: Report) -> str:
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
+    )
+
+
+def read(output: str) -> Report:
+    """What docker/outdated.py said, in its OUTPUT: a line of JSON for each thing it says."""
+    said = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return Report(
+        behind=[line for line in said if "package" in line],
+        state=next((line["state"] for line in said if "state" in line), None),
+        error=next((line["error"] for line in said if "error" in line), None),
     )
