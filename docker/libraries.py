@@ -1,6 +1,7 @@
 """Install the Debian package of each system library that a wheel links and does not bundle.
 
 Usage: python3 libraries.py FOLDER ...
+       python3 libraries.py --which LIBRARY ...   (the package of each, as JSON; installs none)
 
 A manylinux wheel may link a library of the system that auditwheel left out, trusting every
 system to have it (lightgbm's lib_lightgbm.so needs libgomp.so.1, which a minimal Debian
@@ -21,6 +22,7 @@ be reached, ends the build with one line that says what to set.
 """
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -209,26 +211,34 @@ def failure(library: str, needers: list[Path], why: str) -> str:
 def locate(needs: dict[str, list[Path]], folders: set[str]) -> dict[str, str]:
     """The Debian package that ships each library of NEEDS; exit with one line if one has
     none, or if the archive cannot be reached."""
+    found, unasked = shipping(sorted(needs), folders)
+    unshipped = sorted(set(needs) - set(found))
+    if unshipped:
+        why = unasked or f"no Debian package of {release()} ships it"
+        raise SystemExit(failure(unshipped[0], needs[unshipped[0]], why))
+    return found
+
+
+def shipping(libraries: list[str], folders: set[str]) -> tuple[dict[str, str], str | None]:
+    """The Debian package that ships each of LIBRARIES, where the archive names one; and why
+    the rest could not be looked for, where they could not."""
     suite = release()
-    first = sorted(needs)[0]
     updated = run("apt-get", "-q", "update")
     # apt-get update exits 0 when a suite could not be fetched: its warnings tell.
     if updated.returncode or re.search(r"^[WE]: Failed to fetch", updated.stderr, re.MULTILINE):
-        raise SystemExit(failure(first, needs[first], f"the archive of {suite} cannot be reached"))
-    found = guessed(sorted(needs), folders)
-    rest = sorted(set(needs) - set(found))
+        return {}, f"the archive of {suite} cannot be reached"
+    found = guessed(libraries, folders)
+    rest = sorted(set(libraries) - set(found))
     if rest:
         with tempfile.TemporaryDirectory() as scratch:
             files = contents_index(Path(scratch))
             if not files:
-                why = f"the Contents index of {suite}, which names its package, cannot be fetched"
-                raise SystemExit(failure(rest[0], needs[rest[0]], why))
+                return (
+                    found,
+                    f"the Contents index of {suite}, which names its package, cannot be fetched",
+                )
             found.update(confirmed(indexed(rest, folders, files), folders))
-    unshipped = sorted(set(needs) - set(found))
-    if unshipped:
-        why = f"no Debian package of {suite} ships it"
-        raise SystemExit(failure(unshipped[0], needs[unshipped[0]], why))
-    return found
+    return found, None
 
 
 def install(needs: dict[str, list[Path]], found: dict[str, str]) -> None:
@@ -274,5 +284,15 @@ def main(*folders: str) -> None:
         forget_lists()
 
 
+def which(*libraries: str) -> None:
+    """Print, as JSON, the Debian package that ships each of LIBRARIES (those that a module
+    opens by name, for the import check's line): nothing is installed."""
+    found, _ = shipping(sorted(libraries), library_folders(elf.Loader()))
+    print(json.dumps(found))
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1:2] == ["--which"]:
+        which(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

@@ -10,15 +10,18 @@ build, with one line naming the module, its error, and the setting that fixes it
 """
 
 import json
+import re
 import time
 
 from invoke import Context, Exit
 
-from tooling import engine, stamps
+from tooling import bootstrap, engine, stamps
 from tooling.project import ROLE, ROOT
 
 SCRIPT = ROOT / "docker" / "imports.py"
 SAID = "imports.py: "  # how each of the script's own lines starts
+# A library that an error says could not be opened: libvips.so.42, libmagic.so.1.
+LIBRARY = re.compile(r"\b(lib[\w+-]+(?:\.[\w+-]+)*?\.so(?:\.\d+)*)\b")
 # As read-only deployments run (Kubernetes' readOnlyRootFilesystem, with an emptyDir at /tmp):
 # matplotlib, for one, needs somewhere to write its cache, and finds it there.
 HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",  # noqa: S108 # the container's
@@ -57,7 +60,8 @@ def check(c: Context, ref: str, platform: str) -> None:
     failed = [result for result in results if result["error"] and result["module"] not in allow]
     excused = [result["module"] for result in results if result["error"] and result not in failed]
     if failed:
-        raise Exit("\n".join(_line(result, ref, platform) for result in failed))
+        shipped = _packages_of(c, [result["error"] for result in failed], platform)
+        raise Exit("\n".join(_line(result, ref, platform, shipped) for result in failed))
     unchecked = [result for result in results if result.get("unchecked")]
     imported = len(results) - len(excused) - len(unchecked)
     print(
@@ -99,11 +103,37 @@ def _import_all(c: Context, ref: str, platform: str) -> list[dict]:
                         "error": error})  # fmt: skip
 
 
-def _line(result: dict, ref: str, platform: str) -> str:
+def _packages_of(c: Context, errors: list[str], platform: str) -> dict[str, str]:
+    """The Debian package that ships each library that ERRORS say could not be opened by name
+    (cannot load library 'libvips.so.42'), as the base's archive names it (libraries.py)."""
+    libraries = sorted({name for error in errors for name in LIBRARY.findall(error)})
+    if not libraries or c.config.run.dry:
+        return {}
+    asked = engine.docker(
+        c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
+        "--volume", f"{ROOT / 'docker'}:/opt/build:ro", bootstrap.base(c, platform),
+        "python3", "/opt/build/libraries.py", "--which", *libraries, hide=True, warn=True,
+    )  # fmt: skip
+    found = asked.stdout.strip().splitlines()[-1:] if asked.ok else []
+    return json.loads(found[0]) if found else {}
+
+
+def _line(result: dict, ref: str, platform: str, shipped: dict[str, str]) -> str:
+    named = [(library, shipped[library]) for library in LIBRARY.findall(result["error"])
+             if library in shipped]  # fmt: skip
+    if named:
+        packages = " ".join(dict.fromkeys(package for _, package in named))
+        fix = (
+            f"Debian's {packages} ships {named[0][0]}, which it opens by name: add it to "
+            f'docker.runtime_packages (INVOKE_DOCKER_RUNTIME_PACKAGES="{packages}").'
+        )
+    else:
+        fix = (
+            "Where it opens a library by name, name that library's Debian package in "
+            "docker.runtime_packages (INVOKE_DOCKER_RUNTIME_PACKAGES); where it cannot import "
+            "in a container, allow it in docker.import_allowed, with the reason."
+        )
     return (
         f"error: {result['module']} (of {result['distribution']}) does not import in {ref} "
-        f"({platform}), hardened: {result['error']}. Where it opens a library by name, name "
-        "that library's Debian package in docker.runtime_packages "
-        "(INVOKE_DOCKER_RUNTIME_PACKAGES); where it cannot import in a container, allow it in "
-        "docker.import_allowed, with the reason."
+        f"({platform}), hardened: {result['error']}. {fix}"
     )

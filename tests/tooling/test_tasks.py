@@ -521,6 +521,25 @@ def test_the_import_check_runs_hardened_and_names_each_module_that_fails():
     assert all(flag in run for flag in hardened)
 
 
+def test_a_library_opened_by_name_is_named_with_the_debian_package_that_ships_it(monkeypatch):
+    """pyvips opens libvips.so.42 by name: the line names Debian's package for it, as the
+    base's archive says (libraries.py --which), and the setting to put it in."""
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: "my-project-base:trixie-amd64")
+    error = "OSError: cannot load library 'libvips.so.42': libvips.so.42: cannot open"
+    vips = {"distribution": "pyvips", "module": "pyvips", "error": error}
+    which = Result(stdout='{"libvips.so.42": "libvips42t64"}\n')
+    c = gate_context(Result(stdout=said(vips)), which)
+    with pytest.raises(Exit) as exit_:
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+    [line] = str(exit_.value.message).splitlines()
+    assert line.endswith(
+        "Debian's libvips42t64 ships libvips.so.42, which it opens by name: add it to "
+        'docker.runtime_packages (INVOKE_DOCKER_RUNTIME_PACKAGES="libvips42t64").'
+    )
+    asked = [command for command in commands(c) if "--which" in command]
+    assert asked and asked[0].endswith(" python3 /opt/build/libraries.py --which libvips.so.42")
+
+
 def test_a_module_allowed_with_its_reason_passes_and_one_without_a_reason_is_refused(capsys):
     c = gate_context(Result(stdout=said(POLARS, MAGIC)), docker_import_allowed="magic: no lib")
     imports.check(c, "my-project:0.1.0", "linux/amd64")
