@@ -526,7 +526,8 @@ def audit(c, image=None, platform=None):
 @task(
     help={
         "local": "Also delete .venv, htmlcov, dist and the caches in the work tree.",
-        "base": "Also remove the base image that `inv base` bootstrapped.",
+        "base": "Also remove the base image that `inv base` bootstrapped, and what a killed "
+        "upgrade of it left.",
         "build_cache": "Also prune the engine's whole build cache, which other projects share.",
         "yes": "Answer yes to --build-cache's question, for scripts.",
     }
@@ -551,7 +552,7 @@ def clean(c, local=False, base=False, build_cache=False, yes=False):
 
 def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
     engine.require(c)
-    containers = owned.containers(c)
+    containers = owned.containers(c, base)
     if containers:
         engine.docker(
             c, "container", "rm", "--force", "--volumes", *containers, echo=True, hide="stdout"

@@ -182,7 +182,8 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
     TAG again of the result: one layer still, as a bootstrapped base is, however often."""
     start = time.monotonic()
     container = f"{NAME}-base-upgrade-{os.getpid()}"
-    upgrade = ["run", "--name", container, "--platform", platform, "--label", f"{ROLE}=run", tag]
+    # Labelled as part of the base, not as a run: `clean` spares it while it works.
+    upgrade = ["run", "--name", container, "--platform", platform, "--label", f"{ROLE}=base", tag]
     ran = engine.docker(c, *upgrade, "python3", "-c", security.SCRIPT.read_text(), "--upgrade",
                         hide=True, warn=True)  # fmt: skip
     state = security.read(ran.stdout).state or ""

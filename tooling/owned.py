@@ -13,7 +13,8 @@ Names and IDs are what every engine's CLI lists, Podman's included. The label st
 image and container, to say what it is for and to narrow the listing, never as proof.
 
 A container is the project's when it carries a label set on the container itself, never on an
-image: `run`'s leftovers (role run), and the dev container, which also has its fixed name.
+image: `run`'s leftovers (role run), the dev container, which also has its fixed name, and a base
+upgrade's leftover (role base, of a process that was killed).
 """
 
 from invoke import Context
@@ -81,14 +82,18 @@ def forget_removed(c: Context) -> None:
     LEDGER.write_text("".join(f"{line}\n" for line in kept))
 
 
-def containers(c: Context) -> list[str]:
+def containers(c: Context, base: bool = False) -> list[str]:
     """The project's containers that are leftovers: the dev container, and the stopped
-    containers of `inv run` (a live one belongs to someone's terminal)."""
+    containers of `inv run` (a live one belongs to someone's terminal); with BASE, those of a
+    base upgrade too (a stopped one may be a moment from its export: they go with the base)."""
     dev = engine.ids(c, "container", "ls", "--all", "--filter", f"name=^{NAME}-dev$",
                      "--filter", f"label={ROLE}=dev")  # fmt: skip
     states = ("created", "exited", "dead")
     stopped = [flag for state in states for flag in ("--filter", f"status={state}")]
-    runs = engine.ids(c, "container", "ls", "--all", "--filter", f"label={ROLE}=run", *stopped)
+    runs = []
+    for role in ("run", "base") if base else ("run",):  # one label filter a call: they AND
+        label = ["--filter", f"label={ROLE}={role}"]
+        runs += engine.ids(c, "container", "ls", "--all", *label, *stopped)
     return list(dict.fromkeys(dev + runs))
 
 

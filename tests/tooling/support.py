@@ -108,11 +108,12 @@ def image_id(ref: str) -> str | None:
 
 
 def project_things() -> tuple[list[str], list[str]]:
-    """The project's leftover containers (`run`'s and the dev container), and its images: those
-    in the repositories that the tasks tag, and every image that the tasks recorded building."""
+    """The project's leftover containers (`run`'s, a base upgrade's, the dev container), and its
+    images: those in the repositories that the tasks tag, and every image that the tasks
+    recorded building."""
     containers = [
         docker("container", "ls", "--all", "--quiet", "--filter", f"label={ROLE}={role}").stdout
-        for role in ("run", "dev")
+        for role in ("run", "base", "dev")
     ]
     repositories = ["my-project", "my-project-base", "my-project-bench", "my-project-verify"]
     images = [docker("image", "ls", "--quiet", name).stdout for name in repositories]

@@ -318,8 +318,10 @@ def test_clean_with_every_flag_spares_what_is_not_ours(project, distroless, tmp_
         for name in theirs
     ]
     volume = docker("volume", "create", tag).stdout.strip()
-    # Something of each kind the project makes: a stopped run container, a dev container.
+    # Something of each kind the project makes: a stopped run container, a dev container, and
+    # what a killed base upgrade leaves (a stopped one is spared without --base).
     docker("create", "--label", f"{ROLE}=run", distroless.ref)
+    upgrade = docker("create", "--label", f"{ROLE}=base", base).stdout.strip()
     docker("run", "--detach", "--name", "my-project-dev", "--label", f"{ROLE}=dev",
            base, "sleep", "infinity")  # fmt: skip
     (project / "htmlcov").mkdir()
@@ -330,7 +332,8 @@ def test_clean_with_every_flag_spares_what_is_not_ours(project, distroless, tmp_
         cleaned = inv("clean", cwd=project)
         assert cleaned.returncode == 0, cleaned.stderr
         assert image_id(distroless.ref) is None
-        assert image_id(base) is not None  # the base goes only with --base
+        assert image_id(base) is not None  # the base goes only with --base, and so does
+        assert docker("container", "inspect", upgrade, check=False).returncode == 0  # its upgrade
         cleaned = inv("clean", *flags, cwd=project)
         assert cleaned.returncode == 0, cleaned.stderr
         assert project_things() == ([], [])

@@ -691,7 +691,10 @@ def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_buil
             f"{ls} --filter 'name=^my-project-dev$' --filter label=my-project.role=dev --quiet":
                 Result(stdout="c1\n"),
             f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
+            # a killed base upgrade's: it goes with the base
+            f"{ls} --filter label=my-project.role=base {stopped} --quiet": Result(stdout="c3\n"),
             "docker container rm --force --volumes c1 c2": Result(),
+            "docker container rm --force --volumes c1 c2 c3": Result(),
             IMAGES.format(""): Result(stdout=labelled),
             IMAGES.format("=base"): Result(stdout="\n".join(labelled.splitlines()[-2:])),
             re.compile(r"^docker image rm "): Result(),
@@ -700,7 +703,9 @@ def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_buil
     )  # fmt: skip
     tasks.clean(c)
     assert "docker image rm --force my-project:0.1.0 my-project:latest sha256:old" in commands(c)
+    assert "docker container rm --force --volumes c1 c2" in commands(c)
     tasks.clean(c, base=True)
+    assert "docker container rm --force --volumes c1 c2 c3" in commands(c)
     removed = [command for command in commands(c) if command.startswith("docker image rm")]
     assert removed[-1].endswith(" my-project:0.1.0 my-project:latest my-project-base:trixie-amd64")
     assert ledger.read_text() == ""  # the recorded image is gone: so is its record
