@@ -1,9 +1,14 @@
 # The image of my-project. `inv build` builds it; BuildKit is required (secret and cache mounts).
-# Stages: builder (dependencies) -> app (the source) -> test (the suite, run in the image);
-# rootfs (a distroless tree) -> runtime (what ships: the last stage).
+# Stages run where their work must. On the target's CPU (emulated, for another architecture's
+# image): system (the base and its Debian packages), sdists, libs, the ldconfig cache and test.
+# On the engine's own CPU, whatever the target: builder (the venv), app (the source) and rootfs
+# (a distroless tree), which read the target's files as data. runtime, what ships, is the last.
 
-# Every stage starts from one base: a virtual environment remembers its interpreter's path.
+# The target's base, and the builder's: the same Python image on the engine's own platform.
+# (A venv remembers its interpreter's path; Python's bytecode is the same on every machine.)
 ARG BASE_IMAGE=python:3.13-slim
+ARG BUILD_IMAGE=${BASE_IMAGE}
+ARG BUILDER_PLATFORM=$BUILDPLATFORM
 # distroless: the interpreter and the app on scratch, no shell; slim: the base, for debugging.
 ARG RUNTIME=distroless
 
@@ -11,50 +16,80 @@ FROM ${BASE_IMAGE} AS base
 ENV LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1
 
-FROM base AS builder
-# The base must have python.version's Python: the lock, and so the venv, fit that one alone.
-ARG PYTHON_VERSION=3.13
-RUN found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
-    [ "$found" = "$PYTHON_VERSION" ] || { \
-        echo "error: the base image has Python $found, not python.version's $PYTHON_VERSION. Set docker.base to a Python $PYTHON_VERSION image, or leave it unset." >&2; \
-        exit 1; \
-    }
-# Debian packages, each installed only where the base lacks it: strip; what the runtime
-# carries (CA certificates, time zones, service names, and docker.runtime_packages); and, for
-# dependencies that build from source, docker.build_packages with gcc and Python's headers.
+# The target's system: what the runtime carries of Debian (CA certificates, time zones, service
+# names, and docker.runtime_packages), each installed only where the base lacks it.
+FROM base AS system
 ARG RUNTIME_PACKAGES=""
-ARG BUILD_PACKAGES=""
 COPY docker/apt-install /usr/local/bin/
 # hadolint ignore=SC2086 # the package lists split into one argument a package, as meant
-RUN set -eu; \
-    apt-install docker.runtime_packages binutils ca-certificates netbase tzdata $RUNTIME_PACKAGES; \
-    if [ -n "$BUILD_PACKAGES" ]; then \
-        include="$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')"; \
-        headers="$([ -f "$include/Python.h" ] || echo python3-dev)"; \
-        apt-install docker.build_packages gcc libc6-dev $headers $BUILD_PACKAGES; \
+RUN apt-install docker.runtime_packages ca-certificates netbase tzdata $RUNTIME_PACKAGES
+
+# Dependencies that have no wheel for the target (tasks.py reads them off poetry.lock) build
+# from their sdists here, on the target, with docker.build_packages, gcc and Python's headers.
+# None (most apps): nothing runs. pip's cache keeps the wheels it built, by Debian packages.
+FROM system AS sdists
+ARG SDISTS=""
+ARG BUILD_PACKAGES=""
+COPY docker/pip-install docker/build-tools /usr/local/bin/
+COPY requirements.txt /tmp/
+# hadolint ignore=SC2086 # the package list splits into one argument a package, as meant
+RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
+    --mount=type=secret,id=pip_cert \
+    --mount=type=secret,id=pip_index_url \
+    set -eu; \
+    mkdir -p /opt/venv; \
+    if [ -n "$SDISTS" ]; then \
+        build-tools $BUILD_PACKAGES; \
+        python3 -m venv --without-pip /opt/venv; \
+        pip-install --only "$SDISTS" /tmp/requirements.txt; \
     fi
+
+# The venv, made on the engine's own CPU for the target (mounted at /target, as data): its
+# wheels, the sdists' venv, what the target lacks of what they link, strip, and bytecode.
+# hadolint ignore=DL3029 # the engine's platform, by design: the target's is only read here
+FROM --platform=${BUILDER_PLATFORM} ${BUILD_IMAGE} AS builder
+# Bytecode holds sets in the order of their strings' hashes: one seed makes it the same on
+# every build.
+ENV LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONHASHSEED=0
+# The lock, and so the venv, fit python.version's Python alone: both bases must have it.
+ARG PYTHON_VERSION=3.13
+# binutils for the target's architecture (binutils-aarch64-linux-gnu for arm64 on amd64).
+ARG STRIP_PACKAGE=binutils
+COPY docker/apt-install /usr/local/bin/
+RUN --mount=type=bind,from=system,target=/target \
+    set -eu; \
+    found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+    stdlib="$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"; \
+    [ "$found" = "$PYTHON_VERSION" ] && [ -d "/target$stdlib" ] || { \
+        echo "error: the base image has no Python $PYTHON_VERSION at $stdlib on every platform (the builder's has $found). Set docker.base to a Python $PYTHON_VERSION image, or leave it unset." >&2; \
+        exit 1; \
+    }; \
+    apt-install docker.platforms "$STRIP_PACKAGE"
 # The app's environment never holds pip: pip-install runs pip from its wheel.
 RUN python3 -m venv --without-pip /opt/venv
+COPY --from=sdists /opt/venv/ /opt/venv/
 COPY docker/pip-install docker/layer /usr/local/bin/
 # Dependencies change less often than the source, so they come first and stay cached.
 COPY requirements.txt /tmp/
 # Hashes are checked; the CA bundle and index URL are secrets that reach this step only.
-# pip's cache keeps the wheels it built from sdists, by the builder's Debian packages: a
-# rebuild compiles nothing, and a wheel built against other headers is never taken.
 RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
-    pip-install /tmp/requirements.txt
-# The scripts that read the venv's native code, ELF files, with the standard library alone.
+    --mount=type=bind,from=system,target=/target \
+    pip-install --for /target /tmp/requirements.txt
+# The scripts that read ELF files, the venv's and the target's, with the standard library alone.
 COPY docker/elf.py docker/libraries.py /opt/build/
-# A wheel may link a system library that it does not bundle and the base lacks (lightgbm:
-# libgomp.so.1): its Debian package, as the archive names it, is installed, for the runtime to
-# carry; one that Debian lacks ends the build in one line. Nothing missing: no network.
-# docker.host_libraries names those that the host mounts at run time (NVIDIA's libcuda.so.1).
+# A wheel may link a system library that it does not bundle and the target lacks (lightgbm:
+# libgomp.so.1): listed here, for libs to install. docker.host_libraries names those that the
+# host mounts at run time (NVIDIA's libcuda.so.1).
 ARG HOST_LIBRARIES=""
-RUN python3 /opt/build/libraries.py /opt/venv
+RUN --mount=type=bind,from=system,target=/target \
+    python3 /opt/build/libraries.py --root /target --missing /opt/build/missing.json /opt/venv
 # 0 keeps the native code's symbols and the packages' test suites, for debugging.
 ARG STRIP=1
+ARG STRIP_PROGRAM=strip
 # 0 leaves bytecode to each start (slower: the runtime cannot write it); for the benchmark.
 ARG COMPILE=1
 COPY docker/strip.py /opt/build/
@@ -62,9 +97,17 @@ COPY docker/strip.py /opt/build/
 # library that stripping would break (one that patchelf rewrote) stays as it was, and test
 # suites go. Bytecode is compiled once, here, not at every start of a read-only container.
 RUN set -eu; \
-    if [ "$STRIP" = 1 ]; then python3 /opt/build/strip.py /opt/venv; fi; \
+    if [ "$STRIP" = 1 ]; then python3 /opt/build/strip.py /opt/venv "$STRIP_PROGRAM"; fi; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi; \
     layer /opt/venv
+
+# What the venv links and the target lacks: its Debian package, as the archive names it,
+# installed on the target for the runtime to carry; one that Debian lacks ends the build in
+# one line. Nothing missing: nothing runs, and no network.
+FROM system AS libs
+COPY docker/elf.py docker/libraries.py /opt/build/
+COPY --from=builder /opt/build/missing.json /opt/build/
+RUN [ ! -s /opt/build/missing.json ] || python3 /opt/build/libraries.py --install /opt/build/missing.json
 
 # The source, in a stage of its own: an edit rebuilds from here on, in seconds.
 FROM builder AS app
@@ -75,28 +118,44 @@ RUN set -eu; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q --invalidation-mode unchecked-hash /app; fi; \
     layer /app
 
-# The suite runs against the app as the image holds it, with the stripped dependencies.
-FROM app AS test
+# The suite runs on the target, against the app as the image holds it, with the stripped
+# dependencies; the test tools' sdists, if any, build with docker.build_packages too.
+FROM sdists AS test
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=app /app /app
 COPY requirements-test.txt /tmp/
+ARG BUILD_PACKAGES=""
+# hadolint ignore=SC2086 # the package list splits into one argument a package, as meant
 RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
-    pip-install /tmp/requirements-test.txt
+    build-tools $BUILD_PACKAGES && pip-install /tmp/requirements-test.txt
 WORKDIR /app
 COPY pyproject.toml ./
 COPY tests/ tests/
 RUN /opt/venv/bin/python -m pytest -p no:cacheprovider --cov=my_project --cov-fail-under=100 tests
 
 # What the interpreter and the app need at run time, native code included, with the dpkg
-# record of every Debian package it takes files from (listed in /rootfs.packages too).
+# record of every Debian package it takes files from (listed in /rootfs.packages too): read
+# off the target's files, here.
 FROM builder AS rootfs
 COPY docker/distroless.py /opt/build/
 ARG RUNTIME_PACKAGES=""
 ARG HOST_LIBRARIES=""
-RUN python3 /opt/build/distroless.py /rootfs /opt/venv $RUNTIME_PACKAGES
+RUN --mount=type=bind,from=libs,target=/target \
+    python3 /opt/build/distroless.py --root /target /rootfs /opt/venv $RUNTIME_PACKAGES
+
+# The loader's cache of that tree (for ctypes.util.find_library), by the target's own ldconfig.
+FROM base AS ldcache
+RUN --mount=type=bind,from=rootfs,source=/rootfs,target=/rootfs,rw \
+    ldconfig -r /rootfs && cp /rootfs/etc/ld.so.cache /ld.so.cache
+
+FROM rootfs AS tree
+COPY --from=ldcache /ld.so.cache /rootfs/etc/
+RUN touch --date=@0 /rootfs/etc/ld.so.cache /rootfs/etc
 
 FROM scratch AS distroless
-COPY --from=rootfs /rootfs /
+COPY --from=tree /rootfs /
 
 # The base with its shell, and what the distroless tree adds to it: the Debian packages it
 # takes files from (libpq5 for psycopg2, say), installed, and the same unprivileged user. No

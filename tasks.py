@@ -11,6 +11,7 @@ failure ends in one line that says what happened and what to do. The mechanics l
 tooling/, a module a job: the engine, secrets, Pythons, the base image, registries, the SBOM.
 """
 
+import json
 import os
 import shlex
 import signal
@@ -24,6 +25,7 @@ from invoke import Collection, Context, Exit, task
 
 from tooling import (
     bootstrap,
+    cross,
     engine,
     imports,
     owned,
@@ -390,8 +392,10 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     tags = [_image_ref(c, tag)]
     if runtime and platform == platforms.own(c):
         tags.append(_image_ref(c, "latest"))
+    base = bootstrap.base(c, platform)
     build_args = {
-        "BASE_IMAGE": bootstrap.base(c, platform),
+        "BASE_IMAGE": base,
+        **cross.build_args(c, platform, base, pythons.version(c)),
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
@@ -586,10 +590,12 @@ def bench(c, runs=21):
     build(c)
     argv = [str(VENV / "bin" / "python"), "bench/bench.py", "--docker", c.docker.command]
     argv += ["--base", bootstrap.base(c), "--image", _image_ref(c), "--runs", str(runs)]
-    for platform in BENCH_PLATFORMS:  # the other one is built too, under emulation
+    for platform in BENCH_PLATFORMS:  # the other one is built too, as `build` would
         if platform != platforms.own(c):
             platforms.require_emulation(c, platform)
-            argv += ["--foreign", f"{platform}={bootstrap.base(c, platform)}"]
+            base = bootstrap.base(c, platform)
+            args = {"BASE_IMAGE": base, **cross.build_args(c, platform, base, pythons.version(c))}
+            argv += ["--foreign", f"{platform}={json.dumps(args)}"]
     with secrets.build_secrets(c) as flags:
         ok(
             c.run(shlex.join([*argv, *flags]), echo=True, warn=True),
@@ -774,6 +780,9 @@ ns.configure(
             "import_allowed": "",
             # The platforms to build, such as linux/amd64,linux/arm64; by default the engine's.
             "platforms": None,
+            # Build another architecture's image on the engine's CPU, emulating only what must
+            # run on the target (tooling/cross.py); false emulates every step.
+            "cross": True,
         },
         # Where `push` sends the image; and a repository where builds share their cache.
         "registry": {"url": None, "push": False, "cache": None},

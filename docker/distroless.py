@@ -1,9 +1,12 @@
 """Gather what the app needs at run time into a root filesystem for a `FROM scratch` stage.
 
-Usage: python3 distroless.py ROOTFS VENV [PACKAGE ...]
+Usage: python3 distroless.py [--root TARGET] ROOTFS VENV [PACKAGE ...]
 
+TARGET is the target's root filesystem, mounted as data where the builder is another
+architecture's ("/" by default): its files are read, never run. VENV is the builder's own.
 It also writes ROOTFS.packages: NAME=VERSION of each Debian package it takes files from,
-what a runtime on the base itself must install to hold the same.
+what a runtime on the base itself must install to hold the same. The target's ldconfig then
+writes the loader's cache (ldconfig -r ROOTFS): the one step here that runs its code.
 
 The tree holds no shell, no package manager and no compiler, but all that the app's code,
 native code included, needs at run time:
@@ -15,7 +18,7 @@ native code included, needs at run time:
   the C library's NSS modules. glibc's gconv modules (8 MB) come when something calls iconv;
 - what no linker reports, found where the standard library and the C library look for it:
   the CA certificates where OpenSSL looks, the time zones of zoneinfo's TZPATH, the services
-  and protocols of netdb, ldconfig and its cache (for ctypes.util.find_library), os-release,
+  and protocols of netdb, ldconfig (for ctypes.util.find_library, with its cache), os-release,
   and, with curses, the terminfo database of Debian's ncurses-base (xterm, screen, tmux...);
 - each PACKAGE (a Debian package of the builder) with what it links: what no detection can
   know, such as a library that a dependency opens by name;
@@ -31,13 +34,13 @@ It works for any Debian-based Python image: Debian's own python3 in /usr and the
 images' build in /usr/local alike, on any architecture.
 """
 
+import argparse
 import compileall
 import hashlib
 import os
 import re
 import shutil
 import ssl
-import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -63,16 +66,13 @@ MADE_BY = {"/etc/ssl/certs/ca-certificates.crt": "ca-certificates"}
 DPKG = Path("/var/lib/dpkg")
 
 
-def canonical(path: Path) -> Path:
-    """PATH with its folders' links resolved (/lib/x.so -> /usr/lib/x.so), not its own."""
-    return Path(os.path.realpath(path.parent)) / path.name
-
-
 class Tree:
-    """The root filesystem, and where each of its files comes from."""
+    """The root filesystem, and where each of its files comes from: the target's SOURCE."""
 
-    def __init__(self, root: Path, owners: dict[Path, str], records: dict[str, str]) -> None:
-        self.root, self.owners, self.records = root, owners, records
+    def __init__(
+        self, root: Path, source: elf.Root, owners: dict[Path, str], records: dict[str, str]
+    ) -> None:
+        self.root, self.source, self.owners, self.records = root, source, owners, records
         self.contents: dict[str, list[Path]] = {}  # each package: the paths it lists
         for path, package in owners.items():
             self.contents.setdefault(package, []).append(path)
@@ -80,23 +80,29 @@ class Tree:
         self.seen: set[Path] = set()
         self.carried: set[str] = set()
 
+    def canonical(self, path: Path) -> Path:
+        """PATH with its folders' links resolved (/lib/x.so -> /usr/lib/x.so), not its own."""
+        return self.source.realpath(path.parent) / path.name
+
     def place(self, path: Path) -> list[Path]:
         """Copy PATH to its own place in the tree: links as links, with what they point to,
         folders with all they hold. Return the regular files that are new to the tree."""
-        path = canonical(path)
-        if path in self.seen or not os.path.lexists(path):
+        path = self.canonical(path)
+        here = self.source.host(path)
+        if path in self.seen or not os.path.lexists(here):
             return []
         self.seen.add(path)
         target = self.root / path.relative_to("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():
-            link = os.readlink(path)
+        if here.is_symlink():
+            link = os.readlink(here)
             target.symlink_to(link)
-            return self.place(path.parent / link)
-        if path.is_dir():
+            return self.place(Path(os.path.normpath(path.parent / link)))
+        if here.is_dir():
             target.mkdir(exist_ok=True)
-            return [new for child in sorted(path.iterdir()) for new in self.place(child)]
-        shutil.copy2(path, target)
+            children = sorted(child.name for child in here.iterdir())
+            return [new for name in children for new in self.place(path / name)]
+        shutil.copy2(here, target)
         self.files[path] = self.owners.get(path) or MADE_BY.get(str(path))
         return [path]
 
@@ -115,7 +121,7 @@ class Tree:
             if not BASE_SYSTEM.search(self.records[dependency]):
                 new += self.carry(dependency)
         for path in self.contents.get(package, []):
-            carried = not path.is_dir() and not NOT_CARRIED.search(str(path))
+            carried = not self.source.is_dir(path) and not NOT_CARRIED.search(str(path))
             if carried and (gconv or not GCONV.search(str(path))):
                 new += self.place(path)
         return new
@@ -132,19 +138,20 @@ class Tree:
         return found
 
 
-def packages() -> tuple[dict[Path, str], dict[str, str]]:
-    """dpkg's database: the package of every file it lists, and every installed package's
-    record, by its name and by each name it provides (libmagic1 -> libmagic1t64's)."""
+def packages(source: elf.Root) -> tuple[dict[Path, str], dict[str, str]]:
+    """dpkg's database in SOURCE: the package of every file it lists, and every installed
+    package's record, by its name and by each name it provides (libmagic1 -> libmagic1t64's)."""
     owners, folders = {}, {}
-    for listing in sorted((DPKG / "info").glob("*.list")):
+    dpkg = source.host(DPKG)
+    for listing in sorted((dpkg / "info").glob("*.list")):
         package = listing.stem.partition(":")[0]
         for line in listing.read_text().splitlines():
             path = Path(line)
             if path.parent not in folders:
-                folders[path.parent] = Path(os.path.realpath(path.parent))
+                folders[path.parent] = source.realpath(path.parent)
             owners.setdefault(folders[path.parent] / path.name, package)
     records = {}
-    for stanza in (DPKG / "status").read_text().split("\n\n"):
+    for stanza in (dpkg / "status").read_text().split("\n\n"):
         name = re.search(r"^Package: (\S+)$", stanza, re.MULTILINE)
         if name and re.search(r"^Status: .* installed$", stanza, re.MULTILINE):
             # As in a package's control file, which is what distroless writes: no dpkg state.
@@ -171,17 +178,20 @@ def interpreter(venv: Path, tree: Tree) -> Path:
 
 
 def standard_library(tree: Tree) -> Path:
-    """Place the standard library, without what no app uses; its sources become bytecode."""
+    """Place the standard library, without what no app uses; its sources become bytecode,
+    compiled here: the builder runs the target's Python version, and bytecode is the same on
+    every architecture."""
     stdlib = Path(sysconfig.get_path("stdlib"))
-    for folder, names, files in os.walk(stdlib):
+    here = tree.source.host(stdlib)
+    for folder, names, files in os.walk(here):
         names[:] = [name for name in names if not LEFT_OUT.match(name)]
         for name in files:
             if not LEFT_OUT.match(name):
-                source = Path(folder) / name
+                source = stdlib / Path(folder, name).relative_to(here)
                 target = tree.root / source.relative_to("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)  # a link (sitecustomize.py) becomes what it names
-                tree.files[source] = tree.owners.get(canonical(source))
+                shutil.copy2(Path(folder, name), target)  # a link becomes what it names
+                tree.files[source] = tree.owners.get(tree.canonical(source))
     # Bytecode beside each module (legacy layout) lets Python import it without the source.
     target = tree.root / stdlib.relative_to("/")
     # ddir: tracebacks name the module where it runs (/usr/lib/...), not where it was compiled.
@@ -202,11 +212,12 @@ def unlinked(tree: Tree) -> None:
     tree.place(Path(paths.openssl_cafile).parent / "openssl.cnf")
     # zoneinfo's time zones: the first folder of TZPATH that exists.
     zones = [Path(folder) for folder in (sysconfig.get_config_var("TZPATH") or "").split(":")]
-    tree.place(next((folder for folder in zones if folder.is_dir()), Path("/usr/share/zoneinfo")))
+    found = (folder for folder in zones if tree.source.is_dir(folder))
+    tree.place(next(found, Path("/usr/share/zoneinfo")))
     # netdb (socket.getservbyname, getprotobyname), and which distribution the records are of.
     for path in ("/etc/services", "/etc/protocols", "/etc/os-release"):
         tree.place(Path(path))
-    # ctypes.util.find_library runs `/sbin/ldconfig -p`, which reads the cache made below.
+    # ctypes.util.find_library runs `/sbin/ldconfig -p`, which reads the cache made after.
     for path in ("/sbin/ldconfig", "/etc/ld.so.conf", "/etc/ld.so.conf.d"):
         tree.place(Path(path))
     # curses (the standard library's _curses) reads the terminal's description by its name,
@@ -217,25 +228,25 @@ def unlinked(tree: Tree) -> None:
         tree.carry("ncurses-base")
 
 
-def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
-    """Place every library that an ELF file of the tree or the venv links, with its package."""
-    loader, own = elf.Loader(), elf.machine(Path(sys.executable))
+def shared_libraries(tree: Tree, venv: Path, python: Path, extra: list[str]) -> None:
+    """Place every library that an ELF file of the tree or the venv links, with its package.
+    PYTHON, the interpreter, says the target's architecture."""
+    source = tree.source
+    loader, own = elf.Loader(source), source.machine(python)
     files = list(venv.rglob("*"))
     # What a wheel preloads by path (nvidia's, for torch), and what the host mounts at run time.
     provided = {path.name for path in files} | elf.host_libraries()
-    # Another machine's files never load here (a wheel may ship some): what they need is moot.
-    pending = [
-        path for path in [*tree.files, *files] if path.is_file() and elf.machine(path) == own
-    ]
+    # Another machine's files never load there (a wheel may ship some): what they need is moot.
+    pending = [path for path in [*tree.files, *files] if source.machine(path) == own]
     for package in extra:
         pending += tree.carry(package)
     gconv, done = False, set()
     while pending:
         path = pending.pop()
-        if path in done or not elf.is_elf(path):
+        if path in done or not elf.is_elf(source.host(path)):
             continue
         done.add(path)
-        found = elf.read(path)
+        found = source.read(path)
         gconv = gconv or "iconv_open" in found.imports
         if found.interpreter:
             pending += tree.place(Path(found.interpreter))
@@ -244,16 +255,17 @@ def shared_libraries(tree: Tree, venv: Path, extra: list[str]) -> None:
             if library is None:
                 unfound(tree, path, name, provided)
                 continue
-            if library.resolve().is_relative_to(venv):  # a wheel's own: the venv's layer has it
-                pending.append(library.resolve())
+            resolved = source.realpath(library)
+            if resolved.is_relative_to(venv):  # a wheel's own: the venv's layer has it
+                pending.append(resolved)
                 continue
             pending += tree.place(library)
-            package = tree.owners.get(canonical(library.resolve()))
+            package = tree.owners.get(tree.canonical(resolved))
             if package:
                 pending += tree.carry(package)
         if not pending and gconv:  # iconv opens gconv modules by name: glibc's, as it has them
-            libc = loader.find("libc.so.6", found) or Path("/lib/libc.so.6")
-            pending += tree.carry(tree.owners.get(canonical(libc.resolve()), "libc6"), gconv=True)
+            libc = source.realpath(loader.find("libc.so.6", found) or Path("/lib/libc.so.6"))
+            pending += tree.carry(tree.owners.get(tree.canonical(libc), "libc6"), gconv=True)
             gconv = False
 
 
@@ -264,16 +276,16 @@ def unfound(tree: Tree, path: Path, name: str, provided: set[str]) -> None:
     package's, dpkg's dependencies have it all, but for a plugin's optional need: a warning."""
     if name in provided:
         return
-    if tree.owners.get(canonical(path)):
+    if tree.owners.get(tree.canonical(path)):
         print(f"warning: {path} needs {name}, which is nowhere the loader looks", file=sys.stderr)
         return
     raise SystemExit(f"error: {path} needs {name}, which is nowhere the loader looks. {elf.ADVICE}")
 
 
 def system_files(tree: Tree) -> None:
-    """An unprivileged user, a writable /tmp, the engine's mount points, the loader's cache."""
+    """An unprivileged user, a writable /tmp, the engine's mount points."""
     root = tree.root
-    for link in Path("/").iterdir():  # merged /usr: /lib -> usr/lib, /bin -> usr/bin, ...
+    for link in tree.source.host("/").iterdir():  # merged /usr: /lib -> usr/lib, /bin -> usr/bin
         if link.is_symlink() and not (root / link.name).exists():
             (root / link.name).symlink_to(os.readlink(link))
     etc = root / "etc"
@@ -291,7 +303,6 @@ def system_files(tree: Tree) -> None:
         (root / folder).mkdir()
     for name in ("hosts", "hostname", "resolv.conf"):
         (etc / name).touch()
-    subprocess.run(["ldconfig", "-r", root], check=True)
 
 
 def records(tree: Tree, stanzas: dict[str, str]) -> None:
@@ -326,17 +337,24 @@ def reproducible(root: Path) -> None:
     os.utime(root, (0, 0))
 
 
-def main(rootfs: str, venv: str, *extra: str) -> None:
-    owners, stanzas = packages()
-    tree = Tree(Path(rootfs), owners, stanzas)
-    interpreter(Path(venv), tree)
+def main(rootfs: str, venv: str, *extra: str, root: str = "/") -> None:
+    source = elf.Root(root, own=(Path(venv),))
+    owners, stanzas = packages(source)
+    tree = Tree(Path(rootfs), source, owners, stanzas)
+    python = interpreter(Path(venv), tree)
     standard_library(tree)
     unlinked(tree)
-    shared_libraries(tree, Path(venv), list(extra))
+    shared_libraries(tree, Path(venv), python, list(extra))
     system_files(tree)
     records(tree, stanzas)
     reproducible(tree.root)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--root", default="/", help="the target's root filesystem")
+    parser.add_argument("rootfs")
+    parser.add_argument("venv")
+    parser.add_argument("packages", nargs="*")
+    options = parser.parse_args()
+    main(options.rootfs, options.venv, *options.packages, root=options.root)

@@ -1,9 +1,10 @@
 """ELF files, read with the standard library alone: what each needs, where the loader finds it
 (Loader, shared by distroless.py and libraries.py), and whether it loads.
 
-The builder runs under emulation for a foreign architecture, where running `ldd` (that is,
-the target's own loader) may crash, and where qemu's 4 KB pages hide what a 64 KB-page
-arm64 kernel would refuse; reading the files themselves works the same everywhere.
+The builder runs on the engine's own CPU, also for another architecture's image: the target's
+root filesystem is then data, mounted in a folder (Root), whose programs never run here. So
+nothing runs `ldd` (the target's own loader); and under emulation, qemu's 4 KB pages would
+hide what a 64 KB-page arm64 kernel refuses. Reading the files works the same everywhere.
 """
 
 import functools
@@ -260,10 +261,59 @@ class _Reader:
         return found
 
 
-class Loader:
-    """Finds shared libraries where glibc's loader does: RPATH, RUNPATH, ld.so.conf, defaults."""
+class Root:
+    """The target's root filesystem as the builder sees it: mounted in FOLDER ("/" where the
+    builder is the target), with the builder's OWN folders over it (the venv, made here).
+    Paths are the target's (/usr/lib/x.so); host() says where each one is here, and
+    realpath() resolves links as the target would, an absolute link inside the root."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str | Path = "/", own: tuple[Path, ...] = ()) -> None:
+        self.folder, self.own = Path(folder), own
+
+    def host(self, path: str | Path) -> Path:
+        path = Path(path)
+        if self.folder == Path("/") or any(path.is_relative_to(mine) for mine in self.own):
+            return path
+        return self.folder / path.relative_to("/")
+
+    def realpath(self, path: str | Path) -> Path:
+        if self.folder == Path("/"):
+            return Path(os.path.realpath(path))
+        resolved, pending, links = Path("/"), list(Path(path).parts[1:]), 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                resolved = resolved.parent
+                continue
+            here = self.host(resolved / part)
+            if not here.is_symlink() or links == 40:  # where the kernel gives up on a loop
+                resolved = resolved / part
+                continue
+            links += 1
+            link = Path(os.readlink(here))
+            pending = [*link.parts[1 if link.is_absolute() else 0 :], *pending]
+            resolved = Path("/") if link.is_absolute() else resolved
+        return resolved
+
+    def is_dir(self, path: str | Path) -> bool:
+        return self.host(self.realpath(path)).is_dir()
+
+    def machine(self, path: str | Path) -> int | None:
+        return machine(self.host(self.realpath(path)))
+
+    def read(self, path: str | Path, contents: bool = False) -> Elf:
+        """The ELF file at the target's PATH, named by that path (for $ORIGIN)."""
+        found = read(self.host(self.realpath(path)), contents)
+        found.path = Path(path)
+        return found
+
+
+class Loader:
+    """Finds shared libraries where glibc's loader does, in ROOT: RPATH, RUNPATH, ld.so.conf,
+    and the default folders."""
+
+    def __init__(self, root: Root | None = None) -> None:
+        self.root = root or Root()
         self.folders = [
             *self.configured("/etc/ld.so.conf"),
             "/lib",
@@ -273,12 +323,13 @@ class Loader:
         ]
 
     def configured(self, conf: str) -> list[str]:
-        folders = []
-        for line in Path(conf).read_text().splitlines() if Path(conf).is_file() else []:
+        folders, here = [], self.root.host(conf)
+        for line in here.read_text().splitlines() if here.is_file() else []:
             line = line.partition("#")[0].strip()
             if line.startswith("include "):
-                for included in sorted(glob.glob(line.split(None, 1)[1])):
-                    folders += self.configured(included)
+                pattern = str(self.root.host(line.split(None, 1)[1]))
+                for included in sorted(glob.glob(pattern)):
+                    folders += self.configured("/" + os.path.relpath(included, self.root.folder))
             elif line:
                 folders.append(line)
         return folders
@@ -288,6 +339,6 @@ class Loader:
         rpath = [] if needer.runpath else needer.rpath
         for folder in [*rpath, *needer.runpath, *self.folders]:
             candidate = Path(folder.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)) / name
-            if machine(candidate) == needer.machine:
+            if self.root.machine(candidate) == needer.machine:
                 return candidate
         return None

@@ -1,14 +1,17 @@
 """Install the Debian package of each system library that a wheel links and does not bundle.
 
-Usage: python3 libraries.py FOLDER ...
+Usage: python3 libraries.py [--root TARGET] --missing OUTPUT FOLDER ...
+       python3 libraries.py --install MISSING
        python3 libraries.py --which LIBRARY ...   (the package of each, as JSON; installs none)
 
 A manylinux wheel may link a library of the system that auditwheel left out, trusting every
 system to have it (lightgbm's lib_lightgbm.so needs libgomp.so.1, which a minimal Debian
 lacks): the build would pass and the import fail at run time. So every ELF file of the
-FOLDERs (the venv) is read; a library that it needs is missing where the loader finds it
-nowhere (elf.Loader's rules) and no file of the FOLDERs has its name (torch preloads the
-nvidia wheels' libraries by path). Nothing missing: nothing else is done, and no network.
+FOLDERs (the venv) is read, on the builder; a library that it needs is missing where the
+target's loader (elf.Loader's rules, in TARGET, its root filesystem) finds it nowhere and no
+file of the FOLDERs has its name (torch preloads the nvidia wheels' libraries by path).
+--missing writes them to OUTPUT, as JSON, or leaves it empty: then nothing else is done, and
+no network. --install, run on the target, installs what OUTPUT names.
 
 For each missing library, the archive of the builder's own release is the authority. The
 package that Debian's naming rule guesses (libgomp.so.1: libgomp1, or trixie's libgomp1t64)
@@ -40,16 +43,22 @@ SONAME = re.compile(r"^(?P<name>.+?)\.so(?:\.(?P<version>[0-9][0-9.]*))?$")
 LISTS = Path("/var/lib/apt/lists")
 
 
-def missing(folders: list[Path]) -> dict[str, list[Path]]:
-    """Each library that an ELF file of FOLDERS needs and that neither the loader nor a file
-    of FOLDERS provides, with the files that need it."""
+def missing(
+    folders: list[Path], root: elf.Root | None = None, python: Path | None = None
+) -> dict[str, list[Path]]:
+    """Each library that an ELF file of FOLDERS needs and that neither the loader of ROOT (the
+    target's, "/" by default) nor a file of FOLDERS provides, with the files that need it.
+    PYTHON, the interpreter (the first folder's, a venv's, by default), says the target's
+    architecture: another machine's files never load there."""
+    root = root or elf.Root()
+    python = python or folders[0] / "bin" / "python"
     provided, binaries = elf.host_libraries(), []
     for folder in folders:
         for parent, _, names in os.walk(folder):
             provided.update(names)
             binaries += [Path(parent, name) for name in names if Path(name).suffix not in NOT_ELF]
-    own = elf.machine(Path(sys.executable))  # another machine's files never load here
-    loader, needs = elf.Loader(), {}
+    own = root.machine(python) or elf.machine(Path(sys.executable))
+    loader, needs = elf.Loader(root), {}
     for path in binaries:
         if path.is_symlink() or elf.machine(path) != own:
             continue
@@ -250,9 +259,10 @@ def install(needs: dict[str, list[Path]], found: dict[str, str]) -> None:
         sys.stderr.write(installed.stdout + installed.stderr)  # apt-install's line ends it
         raise SystemExit(1)
     elf.machine.cache_clear()  # it read the libraries' paths before they were there
-    loader = elf.Loader()
+    loader, own = elf.Loader(), elf.machine(Path(sys.executable))
     for library, needers in sorted(needs.items()):
-        if not loader.find(library, elf.read(needers[0])):
+        # The needer is the builder's, not here: a package installs where every file looks.
+        if not loader.find(library, elf.Elf(needers[0], own, 0, [])):
             why = f"{found[library]}, which ships it, installs it nowhere the loader looks"
             raise SystemExit(failure(library, needers, why))
     for package in packages:
@@ -274,8 +284,18 @@ def forget_lists() -> None:
             path.unlink()
 
 
-def main(*folders: str) -> None:
-    needs = missing([Path(folder) for folder in folders])
+def write_missing(output: Path, folders: list[Path], root: elf.Root) -> None:
+    """Write what FOLDERS miss in ROOT to OUTPUT, as JSON; leave it empty where nothing is."""
+    needs = missing(folders, root)
+    listed = {library: [str(path) for path in paths] for library, paths in needs.items()}
+    output.write_text(json.dumps(listed, indent=1, sort_keys=True) if needs else "")
+
+
+def install_missing(listing: Path) -> None:
+    """Install the package of each library that LISTING (--missing's output) names."""
+    text = listing.read_text() if listing.is_file() else ""
+    needs = {library: [Path(path) for path in paths]
+             for library, paths in (json.loads(text) if text.strip() else {}).items()}  # fmt: skip
     if not needs:
         return
     try:
@@ -291,8 +311,19 @@ def which(*libraries: str) -> None:
     print(json.dumps(found))
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--which"]:
-        which(*sys.argv[2:])
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--which"]:
+        which(*argv[1:])
+    elif argv[:1] == ["--install"]:
+        install_missing(Path(argv[1]))
     else:
-        main(*sys.argv[1:])
+        root = argv[1] if argv[:1] == ["--root"] else "/"
+        argv = argv[2:] if argv[:1] == ["--root"] else argv
+        if argv[:1] != ["--missing"] or len(argv) < 3:
+            raise SystemExit(__doc__.partition("\n\n")[0])
+        folders = [Path(folder) for folder in argv[2:]]
+        write_missing(Path(argv[1]), folders, elf.Root(root, own=tuple(folders)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,6 +1,9 @@
 """Strip a virtual environment of what its packages do not need at run time.
 
-Usage: python3 strip.py VENV
+Usage: python3 strip.py VENV [STRIP]
+
+STRIP is binutils' strip for the target's architecture (aarch64-linux-gnu-strip, where the
+builder is amd64 and the image arm64); `strip` by default.
 
 - Native code loses its symbols. Wheels ship some libraries with them (polars' engine:
   178 MB, 138 MB stripped). Others were rewritten by auditwheel's patchelf, in a layout
@@ -28,7 +31,7 @@ import elf
 IMPORTS_A_TEST = re.compile(r"^\s*(from|import)\s.*\btests?\b", re.MULTILINE)
 
 
-def strip(binary: Path, scratch: Path) -> str | None:
+def strip(binary: Path, scratch: Path, program: str = "strip") -> str | None:
     """Strip the ELF file BINARY in place; return why it was left as it is, or None."""
     before = elf.read(binary, contents=True)
     if not before.symbols_to_strip():
@@ -37,7 +40,7 @@ def strip(binary: Path, scratch: Path) -> str | None:
         return "it is not loadable as it is"
     copy = scratch / binary.name
     shutil.copy2(binary, copy)
-    stripped = subprocess.run(["strip", "--strip-unneeded", copy], capture_output=True, text=True)
+    stripped = subprocess.run([program, "--strip-unneeded", copy], capture_output=True, text=True)
     if stripped.returncode:
         return f"strip failed: {stripped.stderr.strip()}"
     after = elf.read(copy, contents=True)
@@ -51,7 +54,7 @@ def strip(binary: Path, scratch: Path) -> str | None:
     return None
 
 
-def binaries(venv: Path) -> tuple[int, list[str]]:
+def binaries(venv: Path, program: str = "strip") -> tuple[int, list[str]]:
     """Strip every ELF file of VENV; return the bytes saved, and what stripping would break."""
     saved, kept = 0, []
     with tempfile.TemporaryDirectory() as scratch:
@@ -59,7 +62,7 @@ def binaries(venv: Path) -> tuple[int, list[str]]:
             if binary.is_symlink() or not binary.is_file() or not elf.is_elf(binary):
                 continue
             size = binary.stat().st_size
-            reason = strip(binary, Path(scratch))
+            reason = strip(binary, Path(scratch), program)
             if reason is None:
                 saved += size - binary.stat().st_size
             elif reason.startswith("stripped, it would not"):
@@ -111,9 +114,9 @@ def imports(source: Path, site_packages: Path) -> set[str]:
     return found
 
 
-def main(venv: str) -> None:
+def main(venv: str, program: str = "strip") -> None:
     root = Path(venv)
-    saved, kept = binaries(root)
+    saved, kept = binaries(root, program)
     suites = [
         suite for site in root.glob("lib/python*/site-packages") for suite in test_suites(site)
     ]

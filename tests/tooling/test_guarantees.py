@@ -212,7 +212,7 @@ def test_a_killed_build_leaves_the_previous_image_runnable(kept, project):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    _read_until(building, b"pip-install /tmp/requirements.txt")
+    _read_until(building, b"pip-install --for /target /tmp/requirements.txt")
     os.killpg(building.pid, signal.SIGKILL)
     building.wait()
     assert _still_runs(kept, before)

@@ -99,9 +99,9 @@ def test_a_source_change_reuses_the_dependency_layer(distroless, project):
         # Layers: the distroless tree, the dependencies, the app, then empty ones.
         assert after[:2] == before[:2], "the dependency layer was rebuilt"
         assert [layer for layer in after if layer not in before] == [after[2]]
-        assert "pip-install /tmp/requirements.txt" in rebuilt.stderr + rebuilt.stdout
+        assert "pip-install --for /target /tmp/requirements.txt" in rebuilt.stderr + rebuilt.stdout
         assert not any(
-            "pip-install /tmp/requirements.txt" in line and "CACHED" not in line
+            "pip-install --for /target /tmp/requirements.txt" in line and "CACHED" not in line
             for line in _step_results(rebuilt.stdout + rebuilt.stderr)
         )
         greeted = docker("run", "--rm", ref, "say-hello", "--name", "alice")

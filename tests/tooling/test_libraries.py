@@ -120,16 +120,43 @@ def test_missing_is_what_neither_the_loader_nor_the_folders_provide(tmp_path):
 
 
 def test_nothing_missing_runs_nothing_and_prints_nothing(tmp_path, monkeypatch, capsys):
-    """With every need met, main neither runs a program (no apt, no network) nor prints."""
-    shared_object(tmp_path / "ext.so", elf.machine(Path(sys.executable)), ["libc.so.6"])
+    """With every need met, --missing leaves its output empty, and --install of that neither
+    runs a program (no apt, no network) nor prints: the target's step costs nothing."""
+    venv = tmp_path / "venv"
+    shared_object(venv / "ext.so", elf.machine(Path(sys.executable)), ["libc.so.6"])
 
     def refuse(*args, **kwargs):
         pytest.fail(f"ran {args}")
 
     monkeypatch.setattr(subprocess, "run", refuse)
     monkeypatch.setattr(subprocess, "Popen", refuse)
-    libraries.main(str(tmp_path))
+    libraries.main(["--missing", str(tmp_path / "missing.json"), str(venv)])
+    assert (tmp_path / "missing.json").read_text() == ""
+    libraries.main(["--install", str(tmp_path / "missing.json")])
     assert capsys.readouterr() == ("", "")
+
+
+def test_missing_reads_the_target_s_root_as_data(tmp_path):
+    """In a cross build the target's root is a folder: its loader's folders and links are
+    followed there, never on the builder; the venv is the builder's own."""
+    root, venv = tmp_path / "target", tmp_path / "venv"
+    own = elf.machine(Path(sys.executable))
+    (root / "etc" / "ld.so.conf.d").mkdir(parents=True)
+    (root / "etc" / "ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (root / "etc" / "ld.so.conf.d" / "arch.conf").write_text("/usr/lib/triplet\n")
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    shared_object(root / "usr" / "bin" / Path(sys.executable).name, own, [])
+    lib = root / "usr" / "lib" / "triplet"
+    shared_object(lib / "libthere.so.1", own, [])
+    (lib / "libalias.so.1").symlink_to("/usr/lib/triplet/libthere.so.1")  # absolute: in the root
+    needer = shared_object(venv / "ext.so", own, ["libthere.so.1", "libalias.so.1", "libc.so.6"])
+    target = elf.Root(root, own=(venv,))
+    assert target.realpath("/bin/x") == Path("/usr/bin/x")
+    assert elf.Loader(target).folders[0] == "/usr/lib/triplet"
+    # libc.so.6 is the builder's, not the target's: missing there.
+    python = Path("/usr/bin") / Path(sys.executable).name
+    assert libraries.missing([venv], target, python) == {"libc.so.6": [needer]}
 
 
 def test_the_failure_is_one_line_that_names_the_file_the_library_and_the_setting():

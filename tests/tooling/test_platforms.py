@@ -3,13 +3,15 @@ rebuilds from, through a real registry (Debian's docker-registry, on loopback).
 
 A fresh engine is a second dockerd with no image and no build cache (conftest.py): what it
 pulls and runs is what the registry serves, with nothing of the first engine's to help.
-arm64 runs under qemu's emulation.
+arm64's image is built on amd64's CPU; it runs under qemu's emulation.
 """
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import tarfile
 
 import pytest
 from support import (
@@ -58,12 +60,15 @@ def released(registry, tmp_path_factory) -> dict:
             assert re.search(rf"\({platform}\): (built|unchanged)", built.stdout), built.stdout[
                 -2000:
             ]
+        # arm64's builder runs on the engine's own CPU: a cross build.
+        assert re.search(r"--platform linux/arm64 .*BUILDER_PLATFORM=linux/amd64", built.stdout)
     released = inv("push", cwd=project, env=env, timeout=3600)
     assert released.returncode == 0, released.stdout[-4000:] + released.stderr[-4000:]
     found = re.search(rf"pushed and verified: ({registry}/team/{name}@sha256:[0-9a-f]{{64}})",
                       released.stdout)  # fmt: skip
     assert found, released.stdout[-3000:]
-    yield {"env": env, "reference": found[1], "name": name, "output": released.stdout}
+    yield {"env": env, "reference": found[1], "name": name, "output": released.stdout,
+           "project": project}  # fmt: skip
     docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", f"{name}:test",
            f"{name}:{VERSION}-arm64", f"{name}:test-arm64", check=False)  # fmt: skip
 
@@ -96,6 +101,44 @@ def test_the_arm64_image_keeps_the_promises(released):
     )
     arm64 = int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout)
     assert abs(arm64 - amd64) <= 0.10 * amd64, (arm64, amd64)
+
+
+def _files(ref: str, platform: str, folder) -> dict[str, tuple]:
+    """Every path of the image REF, with its kind, mode, owner, size and content's digest."""
+    container = docker("create", "--platform", platform, ref, "none").stdout.strip()
+    try:
+        docker("export", "--output", str(folder / "image.tar"), container)
+    finally:
+        docker("container", "rm", container)
+    with tarfile.open(folder / "image.tar") as archive:
+        return {
+            member.name: (member.type, member.mode, member.uid, member.size,
+                          hashlib.sha256(archive.extractfile(member).read()).hexdigest()
+                          if member.isfile() else member.linkname)
+            for member in archive
+        }  # fmt: skip
+
+
+def test_the_cross_built_arm64_image_is_the_one_that_emulation_builds(released, tmp_path):
+    """arm64's image was built on amd64's CPU (emulating only its ldconfig and smoke test);
+    emulating every step gives the same files, byte for byte, and so the same image. Its SBOM
+    attributes every ELF file."""
+    ref = f"{released['name']}:{VERSION}-arm64"
+    (tmp_path / "cross").mkdir()
+    (tmp_path / "emulated").mkdir()
+    cross = docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    ours = _files(cross, "linux/arm64", tmp_path / "cross")
+    env = {**released["env"], "INVOKE_DOCKER_PLATFORMS": "linux/arm64", "INVOKE_DOCKER_CROSS": "0"}
+    built = inv("build", "--skip-import-check", cwd=released["project"], env=env, timeout=3600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "aarch64-linux-gnu-strip" not in built.stdout + built.stderr  # emulated, this time
+    theirs = _files(ref, "linux/arm64", tmp_path / "emulated")
+    assert sorted(ours) == sorted(theirs)
+    assert sorted(path for path in ours if ours[path] != theirs[path]) == []
+    assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == cross
+    sbom = released["project"] / "dist" / f"{released['name']}-{VERSION}-arm64.cdx.json"
+    properties = json.loads(sbom.read_text())["metadata"]["component"]["properties"]
+    assert [item for item in properties if item["name"] == "my-project:unattributed"] == []
 
 
 def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registry, fresh_engine):

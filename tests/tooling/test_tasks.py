@@ -21,7 +21,17 @@ from invoke import Config, Exit, MockContext, Result
 from support import ROOT
 
 import tasks
-from tooling import bootstrap, engine, imports, platforms, registry, reproducible, sbom, secrets
+from tooling import (
+    bootstrap,
+    cross,
+    engine,
+    imports,
+    platforms,
+    registry,
+    reproducible,
+    sbom,
+    secrets,
+)
 
 PIP_CERT = f"{sys.executable} -m pip config get global.cert"
 PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
@@ -426,6 +436,11 @@ def build_context(monkeypatch):
 BUILD = [
     "docker", "build", "--platform", "linux/amd64",
     "--build-arg", "BASE_IMAGE=my-project-base:trixie-amd64",
+    "--build-arg", "BUILDER_PLATFORM=linux/amd64",
+    "--build-arg", "BUILD_IMAGE=my-project-base:trixie-amd64",
+    "--build-arg", "STRIP_PACKAGE=binutils",
+    "--build-arg", "STRIP_PROGRAM=strip",
+    "--build-arg", "SDISTS=",
     "--build-arg", "PYTHON_VERSION=3.13",
     "--build-arg", "RUNTIME=distroless",
     "--build-arg", "BUILD_PACKAGES=",
@@ -944,6 +959,73 @@ def test_build_of_two_platforms_builds_each_with_its_own_base_and_tags(build_con
         "my-project:0.1.0-arm64"
     ]
     assert "my-project.sbom=dist/my-project-0.1.0-arm64.cdx.json" in builds[1]
+    # arm64's builder runs on the engine's CPU, on amd64's base, with binutils for arm64.
+    crossed = [
+        "BUILDER_PLATFORM=linux/amd64",
+        "BUILD_IMAGE=base-amd64",
+        "STRIP_PACKAGE=binutils-aarch64-linux-gnu",
+        "STRIP_PROGRAM=aarch64-linux-gnu-strip",
+    ]
+    assert all(arg in builds[1] for arg in crossed)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("own", "target", "config", "builder", "strip"),
+    [
+        ("linux/amd64", "linux/arm64", {}, "linux/amd64", "aarch64-linux-gnu-strip"),
+        # The other way round, as on an Apple silicon Mac or an arm64 runner.
+        ("linux/arm64", "linux/amd64", {}, "linux/arm64", "x86_64-linux-gnu-strip"),
+        ("linux/amd64", "linux/amd64", {}, "linux/amd64", "strip"),
+        # A 32-bit target: a venv is laid out by the word size of the Python that makes it.
+        ("linux/arm64", "linux/arm/v7", {}, "linux/arm/v7", "strip"),
+        ("linux/amd64", "linux/arm64", {"docker_cross": False}, "linux/arm64", "strip"),
+    ],
+)
+def test_the_builder_runs_on_the_engine_s_cpu_where_it_can(
+    monkeypatch, own, target, config, builder, strip
+):
+    c = context({PLATFORM: Result(stdout=f"{own}\n")}, **config)
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: "python:3.13-slim")
+    args = cross.build_args(c, target, "python:3.13-slim", "3.13")
+    assert (args["BUILDER_PLATFORM"], args["STRIP_PROGRAM"]) == (builder, strip)
+    binutils = f"binutils-{strip.removesuffix('-strip').replace('_', '-')}"
+    assert args["STRIP_PACKAGE"] == ("binutils" if strip == "strip" else binutils)
+
+
+def test_bases_of_two_kinds_emulate_the_builder_and_say_so(monkeypatch, capsys):
+    """A pulled base runs /usr/local/bin/python3, a bootstrapped one /usr/bin/python3: a venv
+    made on one would name an interpreter that the other lacks."""
+    c = context({PLATFORM: Result(stdout="linux/amd64\n")})
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: "python:3.13-slim")
+    args = cross.build_args(c, "linux/arm64", "my-project-base:trixie-arm64", "3.13")
+    assert args["BUILDER_PLATFORM"] == "linux/arm64"
+    assert args["BUILD_IMAGE"] == "my-project-base:trixie-arm64"
+    assert "linux/arm64: emulating its builder" in capsys.readouterr().out
+
+
+def test_the_sdists_are_the_requirements_that_the_lock_has_no_wheel_of_for_the_target():
+    def package(name: str, *files: str) -> str:
+        listed = ", ".join(f'{{file = "{file}", hash = "sha256:00"}}' for file in files)
+        return f'[[package]]\nname = "{name}"\nversion = "1.0"\nfiles = [{listed}]\n'
+
+    Path("poetry.lock").write_text("\n".join([
+        package("Fire", "fire-1.0-py3-none-any.whl", "fire-1.0.tar.gz"),
+        package("polars", "polars-1.0-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+                "polars-1.0-cp39-abi3-manylinux_2_17_x86_64.whl"),
+        package("psycopg2", "psycopg2-1.0.tar.gz"),
+        package("nvidia-x", "nvidia_x-1.0-py3-none-manylinux_2_27_x86_64.whl"),
+        package("numpy", "numpy-1.0-cp313-cp313-manylinux_2_28_aarch64.whl",
+                "numpy-1.0-cp313-cp313t-manylinux_2_28_x86_64.whl",
+                "numpy-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"),
+        package("unlocked-dev-tool", "tool-1.0.tar.gz"),
+    ]))  # fmt: skip
+    pinned = ["fire", "polars", "psycopg2", "nvidia-x", "numpy"]
+    Path("requirements.txt").write_text("".join(f"{name}==1.0 \\\n    --hash=sha256:00\n"
+                                                for name in pinned))  # fmt: skip
+    lock, requirements = Path("poetry.lock"), Path("requirements.txt")
+    assert cross.sdists(lock, requirements, "arm64", "3.13") == ["nvidia-x", "psycopg2"]
+    # No free-threaded wheel (cp313t) or another CPython's (cp312) fits 3.13.
+    assert cross.sdists(lock, requirements, "amd64", "3.13") == ["numpy", "psycopg2"]
 
 
 def test_a_platform_that_is_not_one_is_one_clear_line(build_context):
