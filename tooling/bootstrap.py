@@ -27,6 +27,7 @@ NOT_IN_SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/lo
                "var/lib/apt/lists", "var/cache/apt"]  # fmt: skip
 # The state of Debian's archive that a bootstrapped base is current with (docker/outdated.py).
 STATE = f"{NAME}.debian-state"
+_said: set[str] = set()  # what this process has said of the bases, said once
 # The root becomes an image by a build, which (unlike `docker import`) records its platform.
 DOCKERFILE = """\
 FROM scratch
@@ -47,13 +48,13 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
     cache = registry.cache(c)
     shared = f"{cache}:base-{release}-{platforms.suffix(platform)}" if cache else None
     if not force and engine.image_id(c, local):
-        print(f"{wanted} is not here for {platform}: using {local}, bootstrapped from Debian")
+        _once(f"{wanted} is not here for {platform}: using {local}, bootstrapped from Debian")
         _share(c, local, shared)
         return local
     if not force and shared and registry.has(c, shared):
         # Named as the cache has it: BuildKit reads its config there, and its layers only if a
         # step must run on it (none, where the cache holds the build: nothing to download).
-        print(f"{wanted} is not here for {platform}: using {shared}, from the build cache")
+        _once(f"{wanted} is not here for {platform}: using {shared}, from the build cache")
         return shared
     if (
         not force
@@ -76,6 +77,13 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
     bootstrap(c, local, suite, platform)
     _share(c, local, shared)
     return local
+
+
+def _once(line: str) -> None:
+    """Print LINE, unless this process has said it: the base is asked for at every step."""
+    if line not in _said:
+        _said.add(line)
+        print(line)
 
 
 def _share(c: Context, local: str, shared: str | None) -> None:
@@ -182,8 +190,18 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
     TAG again of the result: one layer still, as a bootstrapped base is, however often."""
     start = time.monotonic()
     container = f"{NAME}-base-upgrade-{os.getpid()}"
-    # Labelled as part of the base, not as a run: `clean` spares it while it works.
-    upgrade = ["run", "--name", container, "--platform", platform, "--label", f"{ROLE}=base", tag]
+    # Its own role, which no image has (a container inherits its image's labels, and the base
+    # is labelled base): `clean` spares it while it works, and removes it, with --base, after.
+    upgrade = [
+        "run",
+        "--name",
+        container,
+        "--platform",
+        platform,
+        "--label",
+        f"{ROLE}=upgrade",
+        tag,
+    ]
     ran = engine.docker(c, *upgrade, "python3", "-c", security.SCRIPT.read_text(), "--upgrade",
                         hide=True, warn=True)  # fmt: skip
     state = security.read(ran.stdout).state or ""

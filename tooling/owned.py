@@ -13,8 +13,9 @@ Names and IDs are what every engine's CLI lists, Podman's included. The label st
 image and container, to say what it is for and to narrow the listing, never as proof.
 
 A container is the project's when it carries a label set on the container itself, never on an
-image: `run`'s leftovers (role run), the dev container, which also has its fixed name, and a base
-upgrade's leftover (role base, of a process that was killed).
+image (a container inherits its image's labels too): `run`'s leftovers (role run), the dev
+container, which also has its fixed name, and a base upgrade's leftover (role upgrade, and its
+name), of a process that was killed.
 """
 
 from invoke import Context
@@ -90,11 +91,10 @@ def containers(c: Context, base: bool = False) -> list[str]:
                      "--filter", f"label={ROLE}=dev")  # fmt: skip
     states = ("created", "exited", "dead")
     stopped = [flag for state in states for flag in ("--filter", f"status={state}")]
-    runs = []
-    for role in ("run", "base") if base else ("run",):  # one label filter a call: they AND
-        label = ["--filter", f"label={ROLE}={role}"]
-        runs += engine.ids(c, "container", "ls", "--all", *label, *stopped)
-    return list(dict.fromkeys(dev + runs))
+    runs = engine.ids(c, "container", "ls", "--all", "--filter", f"label={ROLE}=run", *stopped)
+    upgrades = engine.ids(c, "container", "ls", "--all", "--filter", f"label={ROLE}=upgrade",
+                          "--filter", f"name=^{NAME}-base-upgrade-", *stopped)  # fmt: skip
+    return list(dict.fromkeys(dev + runs + (upgrades if base else [])))
 
 
 def _recorded() -> set[tuple[str, str]]:

@@ -113,7 +113,7 @@ def project_things() -> tuple[list[str], list[str]]:
     recorded building."""
     containers = [
         docker("container", "ls", "--all", "--quiet", "--filter", f"label={ROLE}={role}").stdout
-        for role in ("run", "base", "dev")
+        for role in ("run", "upgrade", "dev")
     ]
     repositories = ["my-project", "my-project-base", "my-project-bench", "my-project-verify"]
     images = [docker("image", "ls", "--quiet", name).stdout for name in repositories]
@@ -171,9 +171,8 @@ def elf_files(ref: str) -> set[str]:
 
 
 def sbom_of(ref: str, project: Path = ROOT) -> dict:
-    """The SBOM that the label of image REF names, in the dist/ of the PROJECT that built it."""
-    labels = json.loads(docker("image", "inspect", ref).stdout)[0]["Config"]["Labels"]
-    return json.loads((project / labels[f"{ROLE.partition('.')[0]}.sbom"]).read_text())
+    """The SBOM of image REF (IMAGE:TAG), in the dist/ of the PROJECT that built it."""
+    return json.loads((project / "dist" / f"{ref.replace(':', '-')}.cdx.json").read_text())
 
 
 def owners(sbom: dict) -> dict[str, str]:

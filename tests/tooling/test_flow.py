@@ -111,11 +111,12 @@ def test_dry_prints_the_commands_and_changes_nothing(project, task):
 )
 def test_dry_changes_nothing_on_the_engine_either(distroless, project, task):
     def engine_state():
-        """Every container and image, but a base's: .ci/run makes two beside the suite."""
+        """Every container and image, but what makes a base: .ci/run makes two beside the
+        suite (its images, labelled base, and its upgrade's container)."""
         state = []
-        for kind in ("container", "image"):
+        for kind, role in (("container", "upgrade"), ("image", "base")):
             listed = docker(kind, "ls", "--all", "--quiet").stdout.split()
-            bases = docker(kind, "ls", "--all", "--quiet", "--filter", f"label={ROLE}=base")
+            bases = docker(kind, "ls", "--all", "--quiet", "--filter", f"label={ROLE}={role}")
             state.append(sorted(set(listed) - set(bases.stdout.split())))
         return state
 

@@ -321,7 +321,8 @@ def test_clean_with_every_flag_spares_what_is_not_ours(project, distroless, tmp_
     # Something of each kind the project makes: a stopped run container, a dev container, and
     # what a killed base upgrade leaves (a stopped one is spared without --base).
     docker("create", "--label", f"{ROLE}=run", distroless.ref)
-    upgrade = docker("create", "--label", f"{ROLE}=base", base).stdout.strip()
+    upgrade = docker("create", "--name", f"my-project-base-upgrade-{os.getpid()}",
+                     "--label", f"{ROLE}=upgrade", base).stdout.strip()  # fmt: skip
     docker("run", "--detach", "--name", "my-project-dev", "--label", f"{ROLE}=dev",
            base, "sleep", "infinity")  # fmt: skip
     (project / "htmlcov").mkdir()
