@@ -28,16 +28,20 @@ from tooling import (
     cross,
     engine,
     imports,
+    oci,
     owned,
     platforms,
     poetry,
+    provenance,
     pythons,
     registry,
     reproducible,
     sbom,
     secrets,
     security,
+    signing,
     stamps,
+    verification,
 )
 from tooling.commands import confirm, ok, probe, split
 from tooling.project import EXPORTS, NAME, POETRY, PROJECT, ROLE, ROOT, VENV, VERSION
@@ -414,7 +418,6 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
         common += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         common += [flag for ref in refs.values() for flag in ("--cache-from", ref)]
     argv = [*common, "--target", target, "--label", f"{ROLE}={target}"]
-    argv += ["--label", f"{NAME}.sbom={sbom.path(c, tag)}"] if runtime else []
     argv += [flag for ref in tags for flag in ("--tag", ref)]
     before = engine.image_id(c, tags[0])
     log = engine.build(c, argv, keeps=tags[0])
@@ -434,6 +437,9 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
     if runtime:
         sbom.write(c, tags[0], sbom.path(c, tag))
+        provenance.write(
+            c, provenance.path(sbom.path(c, tag)), platform, build_args, sbom.path(c, tag)
+        )
     return tags[0]
 
 
@@ -642,14 +648,17 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     repository = f"{url.rstrip('/')}/{c.docker.image}"
     tags = [VERSION, _git(c, "rev-parse", "--short", "HEAD") or "unknown", "latest"]
     if len(sources) == 1:
-        [source] = sources.values()
+        [(platform, source)] = sources.items()
         for tag in tags:
             digest = registry.push(c, source, f"{repository}:{tag}")  # one image: one digest
+        digests = {platform: digest}
     else:  # each platform's image, then under each tag a manifest list of them all
         remote = {
             platform: f"{repository}:{VERSION}-{platforms.suffix(platform)}" for platform in sources
         }
-        images = [f"{repository}@{registry.push(c, sources[p], remote[p])}" for p in sources]
+        digests = {platform: registry.push(c, sources[platform], remote[platform])
+                   for platform in sources}  # fmt: skip
+        images = [f"{repository}@{digests[platform]}" for platform in sources]
         digest = registry.push_list(c, repository, tags, images)
     reference = f"{repository}@{digest}"
     # Pulled by digest under a throwaway name: what the registry serves is what gets tested.
@@ -668,7 +677,79 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     print(f"pushed and verified: {reference} ({', '.join(sources)})")
     for platform in sources:
         print(f"  SBOM of {platform}: {sbom.path(c, platforms.tag(c, platform, VERSION))}")
+    _attest(c, repository, sources, digests, digest if len(sources) > 1 else None)
     return reference
+
+
+def _attest(c: Context, repository: str, sources: dict, digests: dict, listed: str | None) -> None:
+    """Sign each pushed image of SOURCES (by platform) at its digest, and attest its SBOM and
+    provenance beside it, in cosign's layout (tooling/signing.py); sign the list LISTED too."""
+    key = Path(c.signing.key)
+    if c.config.run.dry:
+        return
+    if not key.is_file():
+        print(f"warning: not signed: there is no key at {key} (signing.key). `inv keygen` makes "
+              "a pair; `push` then signs, and `inv verify` checks.")  # fmt: skip
+        return
+    repo = oci.Repository(repository, registry.insecure_registry(c, repository))
+    size = 0
+    try:
+        for platform, digest in digests.items():
+            tag = platforms.tag(c, platform, VERSION)
+            document = json.loads(sbom.path(c, tag).read_text())
+            named = {item["name"]: item["value"] for item in
+                     document["metadata"]["component"].get("properties", [])}  # fmt: skip
+            if named.get(f"{NAME}:image:id") != engine.image_id(c, sources[platform]):
+                raise Exit(f"error: {sbom.path(c, tag)} is not the SBOM of {sources[platform]}. "
+                           "Run `inv build`, then push again.")  # fmt: skip
+            made = provenance.path(sbom.path(c, tag))
+            predicates = {signing.CYCLONEDX: document, signing.SLSA: json.loads(made.read_text())}
+            size += signing.push(repo, digest, key, predicates).size
+        if listed:
+            size += signing.push(repo, listed, key, {}).size
+    except oci.RegistryError as error:
+        fix = "The image is pushed; its evidence is not. Push again."
+        raise Exit(f"error: {error}. {fix}") from None
+    print(f"signed with {key}, with the SBOM and provenance of each platform attested "
+          f"({size / 1e3:.0f} kB beside the image): `inv verify` checks them")  # fmt: skip
+
+
+@task(help={"force": "Replace the key pair that is there."})
+def keygen(c, force=False):
+    """Make the key pair that `push` signs with: signing.key (private) and signing.public.
+
+    ECDSA P-256, by openssl, as cosign's are. The private key is readable by you alone; keep it
+    out of git (.gitignore names cosign.key), and it never enters a build (.dockerignore lets in
+    only what the image needs). Give verifiers the public key. COSIGN_PASSWORD, where set,
+    encrypts the private key, as cosign's own does.
+    """
+    key, public = Path(c.signing.key), Path(c.signing.public)
+    if key.is_file() and not force:
+        print(f"{key} is there already, with {public}: nothing to do (--force replaces them)")
+        return
+    signing.keygen(c, key, public)
+    print(f"made {key} (private: keep it, never commit it) and {public} (for verifiers)")
+
+
+@task(
+    positional=["ref"],
+    help={
+        "ref": "The image, by tag or digest: REGISTRY/team/my-project:0.1.0.",
+        "commit": "The commit it must have been built from (default: HEAD).",
+        "rebuild": "Also build that commit in a temporary tree and compare the image.",
+    },
+)
+def verify(c, ref, commit="HEAD", rebuild=False):
+    """Check a pushed image against its source: signature, SBOM, provenance, and the rebuild.
+
+    Each platform's image must be signed by signing.public's key, its SBOM and provenance
+    attested of its very digest, and its provenance must name the commit. With --rebuild, the
+    commit, built here, must give the same image. Any mismatch is one line.
+    """
+    wanted = _git(c, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
+    if not wanted:
+        raise Exit(f"error: {commit} is not a commit of this repository.")
+    verification.check(c, ref, wanted, rebuild)
 
 
 @task(
@@ -742,7 +823,8 @@ def _security_gate(c: Context, allow_outdated: bool) -> None:
 
 # The tasks, in the order of the workflow.
 ns = Collection(venv, lock, install, poetry_, test, export, lint,
-                base, explore, build, run, smoke, audit, clean, bench, push, release)  # fmt: skip
+                base, explore, build, run, smoke, audit, clean, bench,
+                keygen, push, verify, release)  # fmt: skip
 ns.configure(
     {
         # The Python of everything: .venv, requires-python, the base image, the image.
@@ -786,5 +868,8 @@ ns.configure(
         },
         # Where `push` sends the image; and a repository where builds share their cache.
         "registry": {"url": None, "push": False, "cache": None},
+        # The key pair that `push` signs with and `verify` checks with (`inv keygen`): the
+        # private key stays on this machine, never in git or a build; verifiers get the public.
+        "signing": {"key": "cosign.key", "public": "cosign.pub"},
     }
 )

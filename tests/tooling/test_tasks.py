@@ -17,7 +17,7 @@ from pathlib import Path
 from unittest.mock import Mock
 
 import pytest
-from invoke import Config, Exit, MockContext, Result
+from invoke import Config, Context, Exit, MockContext, Result
 from support import ROOT
 
 import tasks
@@ -27,10 +27,12 @@ from tooling import (
     engine,
     imports,
     platforms,
+    provenance,
     registry,
     reproducible,
     sbom,
     secrets,
+    verification,
 )
 
 PIP_CERT = f"{sys.executable} -m pip config get global.cert"
@@ -55,6 +57,7 @@ def workdir(tmp_path, monkeypatch):
     for module, answers in ((secrets, "_pip_settings"), (platforms, "_engine_platform"),
                             (registry, "_answers")):  # fmt: skip
         monkeypatch.setattr(module, answers, {})
+    monkeypatch.setattr(bootstrap, "_said", set())
     # A docker CLI is on PATH, as far as the tasks can tell; the engine answers as each test says.
     which = shutil.which
     monkeypatch.setattr(
@@ -406,6 +409,7 @@ def build_context(monkeypatch):
     )
     monkeypatch.setattr(reproducible, "written", lambda c, built, refs, epoch: built)  # below
     monkeypatch.setattr(sbom, "write", lambda c, ref, target: None)
+    monkeypatch.setattr(provenance, "write", lambda *args: None)  # tested on its own
     monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
     monkeypatch.setattr(bootstrap, "fresh", lambda c, platform, always: None)  # and so is this
     inspect = "docker image inspect --format"
@@ -452,7 +456,6 @@ BUILD = [
     "--build-arg", "CREATED=abc123",
     "--build-arg", f"SOURCE={tasks.PROJECT['urls']['Source']}",
     "--target", "runtime", "--label", "my-project.role=runtime",
-    "--label", "my-project.sbom=dist/my-project-0.1.0.cdx.json",
     "--tag", "my-project:0.1.0", "--tag", "my-project:latest",
 ]  # fmt: skip
 
@@ -707,7 +710,8 @@ def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_buil
                 Result(stdout="c1\n"),
             f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
             # a killed base upgrade's: it goes with the base
-            f"{ls} --filter label=my-project.role=base {stopped} --quiet": Result(stdout="c3\n"),
+            f"{ls} --filter label=my-project.role=upgrade --filter 'name=^my-project-base-upgrade-'"
+            f" {stopped} --quiet": Result(stdout="c3\n"),
             "docker container rm --force --volumes c1 c2": Result(),
             "docker container rm --force --volumes c1 c2 c3": Result(),
             IMAGES.format(""): Result(stdout=labelled),
@@ -958,7 +962,6 @@ def test_build_of_two_platforms_builds_each_with_its_own_base_and_tags(build_con
     assert [flag for flag in builds[1] if flag.startswith("my-project:")] == [
         "my-project:0.1.0-arm64"
     ]
-    assert "my-project.sbom=dist/my-project-0.1.0-arm64.cdx.json" in builds[1]
     # arm64's builder runs on the engine's CPU, on amd64's base, with binutils for arm64.
     crossed = [
         "BUILDER_PLATFORM=linux/amd64",
@@ -1072,3 +1075,69 @@ def test_an_image_built_at_two_times_is_written_as_one_with_the_commit_s_time(tm
         assert config["created"] == config["history"][0]["created"] == "1970-01-01T00:00:00Z"
         assert "moby.buildkit.cache.v0" not in config
     assert written[0] == written[1]  # the image's ID: the digest of its config
+
+
+@pytest.mark.parametrize(
+    ("ref", "parts"),
+    [
+        ("127.0.0.1:5000/team/app:1.0", ("127.0.0.1:5000/team/app", "1.0")),
+        ("127.0.0.1:5000/team/app", ("127.0.0.1:5000/team/app", "latest")),
+        ("ghcr.io/team/app@sha256:ab", ("ghcr.io/team/app", "sha256:ab")),
+    ],
+)
+def test_verify_reads_a_reference_by_tag_or_digest(ref, parts):
+    assert verification.split(ref) == parts
+
+
+def test_verify_needs_a_commit_and_a_public_key_and_says_which(monkeypatch):
+    monkeypatch.setattr(tasks, "_git", lambda c, *args: "")
+    with pytest.raises(Exit, match=r"^error: v9 is not a commit of this repository\.$"):
+        tasks.verify(context({}), ref="127.0.0.1:5000/team/app:1.0", commit="v9")
+    monkeypatch.setattr(tasks, "_git", lambda c, *args: "a" * 40)
+    with pytest.raises(Exit, match=r"^error: there is no public key at cosign.pub \(signing"):
+        tasks.verify(context({}), ref="127.0.0.1:5000/team/app:1.0")
+
+
+def test_keygen_makes_a_pair_once_the_private_key_for_its_owner_alone(capsys):
+    c = Context(Config(overrides=tasks.ns.configuration()))
+    tasks.keygen(c)
+    assert oct(Path("cosign.key").stat().st_mode & 0o777) == "0o600"
+    assert Path("cosign.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    before = Path("cosign.key").read_bytes()
+    tasks.keygen(c)
+    assert "cosign.key is there already" in capsys.readouterr().out
+    assert Path("cosign.key").read_bytes() == before
+    assert "cosign.key" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(monkeypatch):
+    """SLSA v1: the commit, the lock's and the export's hashes, each base by its ID, the Debian
+    packages that the SBOM lists, the parameters; the same for two builds of one commit."""
+    sbom_file = Path("dist/my-project-0.1.0.cdx.json")
+    sbom_file.parent.mkdir()
+    components = [
+        {"purl": "pkg:deb/debian/libc6@2.41-12?arch=amd64"},
+        {"purl": "pkg:pypi/fire@0.7.1"},
+    ]
+    sbom_file.write_text(json.dumps({"components": components}))
+    monkeypatch.setattr(engine, "image_id", lambda c, ref: f"sha256:{ref[-1]}")
+    args = {"BASE_IMAGE": "base-a", "BUILD_IMAGE": "base-b", "REVISION": "c" * 40,
+            "RUNTIME": "distroless", "SDISTS": "", "VERSION": "0.1.0"}  # fmt: skip
+    target = provenance.path(sbom_file)
+    provenance.write(context({}), target, "linux/arm64", args, sbom_file)
+    written = target.read_text()
+    predicate = json.loads(written)
+    assert target.name == "my-project-0.1.0.provenance.json"
+    assert provenance.commit(predicate) == "c" * 40
+    resolved = predicate["buildDefinition"]["resolvedDependencies"]
+    names = {item.get("name") or item["uri"]: item.get("digest") for item in resolved}
+    lock = hashlib.sha256(Path("poetry.lock").read_bytes()).hexdigest()
+    assert names["poetry.lock"] == {"sha256": lock}
+    assert names["docker-image://base-a"] == {"sha256": "a"}
+    assert names["docker-image://base-b"] == {"sha256": "b"}
+    assert "pkg:deb/debian/libc6@2.41-12?arch=amd64" in names
+    assert "pkg:pypi/fire@0.7.1" not in names  # the lock's hash says it
+    parameters = predicate["buildDefinition"]["externalParameters"]
+    assert parameters["platform"] == "linux/arm64" and parameters["RUNTIME"] == "distroless"
+    provenance.write(context({}), target, "linux/arm64", args, sbom_file)
+    assert target.read_text() == written
