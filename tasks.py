@@ -28,7 +28,6 @@ from tooling import (
     cross,
     engine,
     imports,
-    oci,
     owned,
     platforms,
     poetry,
@@ -677,41 +676,8 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     print(f"pushed and verified: {reference} ({', '.join(sources)})")
     for platform in sources:
         print(f"  SBOM of {platform}: {sbom.path(c, platforms.tag(c, platform, VERSION))}")
-    _attest(c, repository, sources, digests, digest if len(sources) > 1 else None)
+    signing.release(c, repository, sources, digests, digest if len(sources) > 1 else None)
     return reference
-
-
-def _attest(c: Context, repository: str, sources: dict, digests: dict, listed: str | None) -> None:
-    """Sign each pushed image of SOURCES (by platform) at its digest, and attest its SBOM and
-    provenance beside it, in cosign's layout (tooling/signing.py); sign the list LISTED too."""
-    key = Path(c.signing.key)
-    if c.config.run.dry:
-        return
-    if not key.is_file():
-        print(f"warning: not signed: there is no key at {key} (signing.key). `inv keygen` makes "
-              "a pair; `push` then signs, and `inv verify` checks.")  # fmt: skip
-        return
-    repo = oci.Repository(repository, registry.insecure_registry(c, repository))
-    size = 0
-    try:
-        for platform, digest in digests.items():
-            tag = platforms.tag(c, platform, VERSION)
-            document = json.loads(sbom.path(c, tag).read_text())
-            named = {item["name"]: item["value"] for item in
-                     document["metadata"]["component"].get("properties", [])}  # fmt: skip
-            if named.get(f"{NAME}:image:id") != engine.image_id(c, sources[platform]):
-                raise Exit(f"error: {sbom.path(c, tag)} is not the SBOM of {sources[platform]}. "
-                           "Run `inv build`, then push again.")  # fmt: skip
-            made = provenance.path(sbom.path(c, tag))
-            predicates = {signing.CYCLONEDX: document, signing.SLSA: json.loads(made.read_text())}
-            size += signing.push(repo, digest, key, predicates).size
-        if listed:
-            size += signing.push(repo, listed, key, {}).size
-    except oci.RegistryError as error:
-        fix = "The image is pushed; its evidence is not. Push again."
-        raise Exit(f"error: {error}. {fix}") from None
-    print(f"signed with {key}, with the SBOM and provenance of each platform attested "
-          f"({size / 1e3:.0f} kB beside the image): `inv verify` checks them")  # fmt: skip
 
 
 @task(help={"force": "Replace the key pair that is there."})

@@ -1,5 +1,6 @@
 """Evidence beside a pushed image, in cosign's layout: a signature, and signed attestations of
-its SBOM and its provenance. `cosign verify` and `cosign verify-attestation` read them.
+its SBOM and its provenance (release(), at the end of `inv push`), and their check (verify(),
+for `inv verify`). `cosign verify` and `cosign verify-attestation` read the same.
 
 For an image whose manifest has the digest sha256:HEX, the repository gets two more tags:
 - sha256-HEX.sig: a manifest whose layer is the simple-signing payload (the repository and
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from tooling import oci
+from tooling import engine, oci, platforms, provenance, registry, sbom
+from tooling.project import NAME, VERSION
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
@@ -212,3 +214,36 @@ def _layers(
         raise Unverified(f"{where}: the registry has no {what} ({reference})")
     layers = json.loads(found[0])["layers"]
     return [(layer, repository.blob(layer["digest"])) for layer in layers]
+
+
+def release(c: Context, repository: str, sources: dict, digests: dict, listed: str | None) -> None:
+    """Sign each pushed image of SOURCES (by platform) at its digest, and attest its SBOM and
+    provenance beside it, in cosign's layout; and sign the list LISTED, where there is one."""
+    key = Path(c.signing.key)
+    if c.config.run.dry:
+        return
+    if not key.is_file():
+        print(f"warning: not signed: there is no key at {key} (signing.key). `inv keygen` makes "
+              "a pair; `push` then signs, and `inv verify` checks.")  # fmt: skip
+        return
+    repo = oci.Repository(repository, registry.insecure_registry(c, repository))
+    size = 0
+    try:
+        for platform, digest in digests.items():
+            tag = platforms.tag(c, platform, VERSION)
+            document = json.loads(sbom.path(c, tag).read_text())
+            named = {item["name"]: item["value"] for item in
+                     document["metadata"]["component"].get("properties", [])}  # fmt: skip
+            if named.get(f"{NAME}:image:id") != engine.image_id(c, sources[platform]):
+                raise Exit(f"error: {sbom.path(c, tag)} is not the SBOM of {sources[platform]}. "
+                           "Run `inv build`, then push again.")  # fmt: skip
+            made = provenance.path(sbom.path(c, tag))
+            predicates = {CYCLONEDX: document, SLSA: json.loads(made.read_text())}
+            size += push(repo, digest, key, predicates).size
+        if listed:
+            size += push(repo, listed, key, {}).size
+    except oci.RegistryError as error:
+        fix = "The image is pushed; its evidence is not. Push again."
+        raise Exit(f"error: {error}. {fix}") from None
+    print(f"signed with {key}, with the SBOM and provenance of each platform attested "
+          f"({size / 1e3:.0f} kB beside the image): `inv verify` checks them")  # fmt: skip
