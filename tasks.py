@@ -3,12 +3,14 @@
     inv venv lock install test export    # the app, proven on the laptop
     inv base explore build run clean     # the image, on a Docker Engine
     inv release                          # all of it: from a fresh clone to a tested image
+    inv keygen push; inv verify REF      # a signed release, checked against its source
 
 `inv --list` names every task and `inv --help TASK` its options. The defaults are set once,
 in `ns.configure` at the end of this file; invoke.yaml and INVOKE_* variables override them
 (for example INVOKE_PYTHON_VERSION=3.11). A task whose work is done says so and returns; a
 failure ends in one line that says what happened and what to do. The mechanics live in
-tooling/, a module a job: the engine, secrets, Pythons, the base image, registries, the SBOM.
+tooling/, a module a job: the engine, secrets, Pythons, the base image, cross builds,
+registries, the SBOM and provenance, signing.
 """
 
 import json
