@@ -126,7 +126,8 @@ def _rebuild(c: Context, commit: str, wanted: list[str]) -> dict[str, str]:
         if built.failed:
             sys.stderr.write(built.stdout[-3000:] + built.stderr[-3000:])
             raise Exit(f"error: {commit[:12]} does not build here (see above): nothing to compare.")
-    return {
-        platform: engine.image_id(c, f"{image}:{platforms.tag(c, platform, version)}") or ""
-        for platform in wanted
-    }
+    refs = {platform: f"{image}:{platforms.tag(c, platform, version)}" for platform in wanted}
+    rebuilt = {platform: engine.image_id(c, ref) or "" for platform, ref in refs.items()}
+    # Compared: the names go (an image that another name holds stays, under that one).
+    engine.docker(c, "image", "rm", *refs.values(), f"{image}:latest", hide=True, warn=True)
+    return rebuilt
