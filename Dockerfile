@@ -44,8 +44,9 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
         pip-install --only "$SDISTS" /tmp/requirements.txt; \
     fi
 
-# The venv, made on the engine's own CPU for the target (mounted at /target, as data): its
-# wheels, the sdists' venv, what the target lacks of what they link, strip, and bytecode.
+# The venv, made on the engine's own CPU for the target (mounted at /target, as data, with
+# what building the sdists installed there: libpq5, with libpq-dev): its wheels, the sdists'
+# venv, what the target lacks of what they link, strip, and bytecode.
 # hadolint ignore=DL3029 # the engine's platform, by design: the target's is only read here
 FROM --platform=${BUILDER_PLATFORM} ${BUILD_IMAGE} AS builder
 # Bytecode holds sets in the order of their strings' hashes: one seed makes it the same on
@@ -58,7 +59,7 @@ ARG PYTHON_VERSION=3.13
 # binutils for the target's architecture (binutils-aarch64-linux-gnu for arm64 on amd64).
 ARG STRIP_PACKAGE=binutils
 COPY docker/apt-install /usr/local/bin/
-RUN --mount=type=bind,from=system,target=/target \
+RUN --mount=type=bind,from=sdists,target=/target \
     set -eu; \
     found="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
     stdlib="$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"; \
@@ -77,7 +78,7 @@ COPY requirements.txt /tmp/
 RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
-    --mount=type=bind,from=system,target=/target \
+    --mount=type=bind,from=sdists,target=/target \
     pip-install --for /target /tmp/requirements.txt
 # The scripts that read ELF files, the venv's and the target's, with the standard library alone.
 COPY docker/elf.py docker/libraries.py /opt/build/
@@ -85,7 +86,7 @@ COPY docker/elf.py docker/libraries.py /opt/build/
 # libgomp.so.1): listed here, for libs to install. docker.host_libraries names those that the
 # host mounts at run time (NVIDIA's libcuda.so.1).
 ARG HOST_LIBRARIES=""
-RUN --mount=type=bind,from=system,target=/target \
+RUN --mount=type=bind,from=sdists,target=/target \
     python3 /opt/build/libraries.py --root /target --missing /opt/build/missing.json /opt/venv
 # 0 keeps the native code's symbols and the packages' test suites, for debugging.
 ARG STRIP=1
@@ -103,8 +104,9 @@ RUN set -eu; \
 
 # What the venv links and the target lacks: its Debian package, as the archive names it,
 # installed on the target for the runtime to carry; one that Debian lacks ends the build in
-# one line. Nothing missing: nothing runs, and no network.
-FROM system AS libs
+# one line. Nothing missing: nothing runs, and no network. The runtime carries, of all this
+# holds, only what the app links and docker.runtime_packages: no compiler, no headers.
+FROM sdists AS libs
 COPY docker/elf.py docker/libraries.py /opt/build/
 COPY --from=builder /opt/build/missing.json /opt/build/
 RUN [ ! -s /opt/build/missing.json ] || python3 /opt/build/libraries.py --install /opt/build/missing.json
