@@ -4,10 +4,11 @@ Emulating a whole build of arm64 on amd64 costs 17 times the native build, yet a
 it needs the target's CPU: wheels are files, bytecode is the same on every machine, strip
 reads any ELF file (binutils for the target), and the distroless tree is read off the target's
 files, mounted as data. So the Dockerfile's builder runs on the engine's platform, with the
-same base there, and only what must run on the target does, under emulation: the sdists (the
-dependencies that have no wheel for it, read off poetry.lock), the loader's cache, the suite
-in the image and the smoke tests. 64-bit targets only: a venv is laid out by the word size of
-the Python that makes it. docker.cross=false emulates every step, as a check of the same image.
+same base there, and only what must run on the target does, under emulation: installing its
+Debian packages, the sdists (the dependencies that have no wheel for it, read off
+poetry.lock), the loader's cache, the suite in the image and the smoke tests. 64-bit targets
+only: a venv is laid out by the word size of the Python that makes it. docker.cross=false
+emulates every step, as a check of the same image.
 """
 
 import re
