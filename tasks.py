@@ -397,10 +397,8 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     tags = [_image_ref(c, tag)]
     if runtime and platform == platforms.own(c):
         tags.append(_image_ref(c, "latest"))
-    base = bootstrap.base(c, platform)
     build_args = {
-        "BASE_IMAGE": base,
-        **cross.build_args(c, platform, base, pythons.version(c)),
+        **cross.build_args(c, platform, pythons.version(c)),
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
@@ -438,9 +436,7 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
     if runtime:
         sbom.write(c, tags[0], sbom.path(c, tag))
-        provenance.write(
-            c, provenance.path(sbom.path(c, tag)), platform, build_args, sbom.path(c, tag)
-        )
+        provenance.write(c, sbom.path(c, tag), platform, build_args)
     return tags[0]
 
 
@@ -600,8 +596,7 @@ def bench(c, runs=21):
     for platform in BENCH_PLATFORMS:  # the other one is built too, as `build` would
         if platform != platforms.own(c):
             platforms.require_emulation(c, platform)
-            base = bootstrap.base(c, platform)
-            args = {"BASE_IMAGE": base, **cross.build_args(c, platform, base, pythons.version(c))}
+            args = cross.build_args(c, platform, pythons.version(c))
             argv += ["--foreign", f"{platform}={json.dumps(args)}"]
     with secrets.build_secrets(c) as flags:
         ok(

@@ -24,6 +24,7 @@ their dpkg records, into the runtime. A library that no package ships, or an arc
 be reached, ends the build with one line that says what to set.
 """
 
+import argparse
 import gzip
 import json
 import os
@@ -312,17 +313,21 @@ def which(*libraries: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv[:1] == ["--which"]:
-        which(*argv[1:])
-    elif argv[:1] == ["--install"]:
-        install_missing(Path(argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--missing", metavar="OUTPUT", type=Path, help="write what FOLDERs miss")
+    mode.add_argument("--install", metavar="MISSING", type=Path, help="install what it names")
+    mode.add_argument("--which", action="store_true", help="name the package of each LIBRARY")
+    parser.add_argument("--root", default="/", help="the target's root filesystem, as data")
+    parser.add_argument("names", nargs="*", help="FOLDERs (--missing), LIBRARYs (--which)")
+    options = parser.parse_args(argv)
+    if options.which:
+        which(*options.names)
+    elif options.install:
+        install_missing(options.install)
     else:
-        root = argv[1] if argv[:1] == ["--root"] else "/"
-        argv = argv[2:] if argv[:1] == ["--root"] else argv
-        if argv[:1] != ["--missing"] or len(argv) < 3:
-            raise SystemExit(__doc__.partition("\n\n")[0])
-        folders = [Path(folder) for folder in argv[2:]]
-        write_missing(Path(argv[1]), folders, elf.Root(root, own=tuple(folders)))
+        folders = [Path(folder) for folder in options.names]
+        write_missing(options.missing, folders, elf.Root(options.root, own=tuple(folders)))
 
 
 if __name__ == "__main__":

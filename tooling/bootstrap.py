@@ -192,16 +192,8 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
     container = f"{NAME}-base-upgrade-{os.getpid()}"
     # Its own role, which no image has (a container inherits its image's labels, and the base
     # is labelled base): `clean` spares it while it works, and removes it, with --base, after.
-    upgrade = [
-        "run",
-        "--name",
-        container,
-        "--platform",
-        platform,
-        "--label",
-        f"{ROLE}=upgrade",
-        tag,
-    ]
+    labelled = ["--label", f"{ROLE}=upgrade"]
+    upgrade = ["run", "--name", container, "--platform", platform, *labelled, tag]
     ran = engine.docker(c, *upgrade, "python3", "-c", security.SCRIPT.read_text(), "--upgrade",
                         hide=True, warn=True)  # fmt: skip
     state = security.read(ran.stdout).state or ""

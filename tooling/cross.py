@@ -34,10 +34,11 @@ MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le", "riscv6
             "s390x": "s390x"}  # fmt: skip
 
 
-def build_args(c: Context, platform: str, base: str, python: str) -> dict[str, str]:
-    """The Dockerfile's arguments that place the builder of PLATFORM's image, whose base is
-    BASE: on the engine's platform, with its own base, where it can cross; on PLATFORM
-    otherwise. And the sdists, which build on PLATFORM (Python PYTHON, "3.13")."""
+def build_args(c: Context, platform: str, python: str) -> dict[str, str]:
+    """The Dockerfile's arguments that place the build of PLATFORM's image: its base; its
+    builder, on the engine's platform with its own base where it can cross, on PLATFORM
+    otherwise; and the sdists, which build on PLATFORM (Python PYTHON, "3.13")."""
+    base = bootstrap.base(c, platform)
     builder, image = platform, base
     if can_cross(c, platform):
         own = platforms.own(c)
@@ -49,6 +50,7 @@ def build_args(c: Context, platform: str, base: str, python: str) -> dict[str, s
     target = platforms.debian(platform)
     package, program = STRIPS[target] if builder != platform else ("binutils", "strip")
     return {
+        "BASE_IMAGE": base,
         "BUILDER_PLATFORM": builder,
         "BUILD_IMAGE": image,
         "STRIP_PACKAGE": package,

@@ -27,8 +27,9 @@ def path(sbom_path: Path) -> Path:
     return sbom_path.with_name(sbom_path.name.replace(".cdx.json", ".provenance.json"))
 
 
-def write(c: Context, target: Path, platform: str, build_args: dict, sbom: Path) -> None:
-    """Write the provenance of the image built for PLATFORM with BUILD_ARGS to TARGET."""
+def write(c: Context, sbom: Path, platform: str, build_args: dict) -> None:
+    """Write the provenance of the image built for PLATFORM with BUILD_ARGS, whose SBOM is
+    at SBOM, beside it."""
     source = PROJECT.get("urls", {}).get("Source", "unknown")
     commit = build_args.get("REVISION", "unknown")
     bases = dict.fromkeys([build_args["BASE_IMAGE"], build_args.get("BUILD_IMAGE")])
@@ -58,7 +59,7 @@ def write(c: Context, target: Path, platform: str, build_args: dict, sbom: Path)
         },
     }
     if not c.config.run.dry:
-        target.write_text(json.dumps(predicate, indent=1, sort_keys=True) + "\n")
+        path(sbom).write_text(json.dumps(predicate, indent=1, sort_keys=True) + "\n")
 
 
 def commit(predicate: dict) -> str | None:

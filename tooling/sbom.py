@@ -38,6 +38,12 @@ def path(c: Context, tag: str = VERSION) -> Path:
     return Path("dist") / f"{c.docker.image}-{tag}.cdx.json"
 
 
+def image_of(document: dict) -> str | None:
+    """The ID of the image that the SBOM DOCUMENT describes (what attribute() wrote in it)."""
+    properties = document.get("metadata", {}).get("component", {}).get("properties", [])
+    return {item.get("name"): item.get("value") for item in properties}.get(f"{NAME}:image:id")
+
+
 def write(c: Context, ref: str, target: Path) -> None:
     """Write the CycloneDX SBOM of the image REF to TARGET, unless it is there already."""
     image = json.loads(engine.probe(c, "image", "inspect", ref).stdout or "[{}]")[0]

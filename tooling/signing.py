@@ -27,7 +27,7 @@ from pathlib import Path
 from invoke import Context, Exit
 
 from tooling import engine, oci, platforms, provenance, registry, sbom
-from tooling.project import NAME, VERSION
+from tooling.project import VERSION
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
@@ -230,14 +230,12 @@ def release(c: Context, repository: str, sources: dict, digests: dict, listed: s
     size = 0
     try:
         for platform, digest in digests.items():
-            tag = platforms.tag(c, platform, VERSION)
-            document = json.loads(sbom.path(c, tag).read_text())
-            named = {item["name"]: item["value"] for item in
-                     document["metadata"]["component"].get("properties", [])}  # fmt: skip
-            if named.get(f"{NAME}:image:id") != engine.image_id(c, sources[platform]):
-                raise Exit(f"error: {sbom.path(c, tag)} is not the SBOM of {sources[platform]}. "
+            written = sbom.path(c, platforms.tag(c, platform, VERSION))
+            document = json.loads(written.read_text())
+            if sbom.image_of(document) != engine.image_id(c, sources[platform]):
+                raise Exit(f"error: {written} is not the SBOM of {sources[platform]}. "
                            "Run `inv build`, then push again.")  # fmt: skip
-            made = provenance.path(sbom.path(c, tag))
+            made = provenance.path(written)
             predicates = {CYCLONEDX: document, SLSA: json.loads(made.read_text())}
             size += push(repo, digest, key, predicates).size
         if listed:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from tooling import engine, oci, platforms, provenance, registry, signing
+from tooling import engine, oci, platforms, provenance, registry, sbom, signing
 from tooling.project import NAME, ROOT, VENV
 
 
@@ -95,12 +95,9 @@ def _attested(predicates: dict, where: str, config: str, commit: str) -> None:
     for kind in (signing.CYCLONEDX, signing.SLSA):
         if kind not in predicates:
             raise signing.Unverified(f"{where}: no attestation of type {kind}")
-    sbom = predicates[signing.CYCLONEDX]
-    properties = sbom.get("metadata", {}).get("component", {}).get("properties", [])
-    described = {item.get("name"): item.get("value") for item in properties}
-    if described.get(f"{NAME}:image:id") != config:
-        raise signing.Unverified(f"{where}: the SBOM describes another image "
-                                 f"({described.get(f'{NAME}:image:id')})")  # fmt: skip
+    described = sbom.image_of(predicates[signing.CYCLONEDX])
+    if described != config:
+        raise signing.Unverified(f"{where}: the SBOM describes another image ({described})")
     made = provenance.commit(predicates[signing.SLSA])
     if made != commit:
         raise signing.Unverified(f"{where}: its provenance says it was built from {made}, "

@@ -989,7 +989,7 @@ def test_the_builder_runs_on_the_engine_s_cpu_where_it_can(
 ):
     c = context({PLATFORM: Result(stdout=f"{own}\n")}, **config)
     monkeypatch.setattr(bootstrap, "base", lambda c, platform: "python:3.13-slim")
-    args = cross.build_args(c, target, "python:3.13-slim", "3.13")
+    args = cross.build_args(c, target, "3.13")
     assert (args["BUILDER_PLATFORM"], args["STRIP_PROGRAM"]) == (builder, strip)
     binutils = f"binutils-{strip.removesuffix('-strip').replace('_', '-')}"
     assert args["STRIP_PACKAGE"] == ("binutils" if strip == "strip" else binutils)
@@ -999,8 +999,9 @@ def test_bases_of_two_kinds_emulate_the_builder_and_say_so(monkeypatch, capsys):
     """A pulled base runs /usr/local/bin/python3, a bootstrapped one /usr/bin/python3: a venv
     made on one would name an interpreter that the other lacks."""
     c = context({PLATFORM: Result(stdout="linux/amd64\n")})
-    monkeypatch.setattr(bootstrap, "base", lambda c, platform: "python:3.13-slim")
-    args = cross.build_args(c, "linux/arm64", "my-project-base:trixie-arm64", "3.13")
+    bases = {"linux/amd64": "python:3.13-slim", "linux/arm64": "my-project-base:trixie-arm64"}
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: bases[platform])
+    args = cross.build_args(c, "linux/arm64", "3.13")
     assert args["BUILDER_PLATFORM"] == "linux/arm64"
     assert args["BUILD_IMAGE"] == "my-project-base:trixie-arm64"
     assert "linux/arm64: emulating its builder" in capsys.readouterr().out
@@ -1124,7 +1125,7 @@ def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(m
     args = {"BASE_IMAGE": "base-a", "BUILD_IMAGE": "base-b", "REVISION": "c" * 40,
             "RUNTIME": "distroless", "SDISTS": "", "VERSION": "0.1.0"}  # fmt: skip
     target = provenance.path(sbom_file)
-    provenance.write(context({}), target, "linux/arm64", args, sbom_file)
+    provenance.write(context({}), sbom_file, "linux/arm64", args)
     written = target.read_text()
     predicate = json.loads(written)
     assert target.name == "my-project-0.1.0.provenance.json"
@@ -1139,5 +1140,5 @@ def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(m
     assert "pkg:pypi/fire@0.7.1" not in names  # the lock's hash says it
     parameters = predicate["buildDefinition"]["externalParameters"]
     assert parameters["platform"] == "linux/arm64" and parameters["RUNTIME"] == "distroless"
-    provenance.write(context({}), target, "linux/arm64", args, sbom_file)
+    provenance.write(context({}), sbom_file, "linux/arm64", args)
     assert target.read_text() == written
