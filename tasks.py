@@ -26,6 +26,7 @@ from pathlib import Path
 from invoke import Collection, Context, Exit, task
 
 from tooling import (
+    archive,
     bootstrap,
     cross,
     engine,
@@ -354,7 +355,8 @@ def _exports_current() -> None:
     pre=[install],
     help={
         "test": "Build the test stage, which runs the suite inside the image, not the runtime.",
-        "no_cache": "Build every layer again, ignoring the cache (on Docker 20.10, pip's too).",
+        "no_cache": "Build every layer again, ignoring the cache (on Docker 20.10, pip's too), "
+        "and scan the whole image for its SBOM.",
         "skip_import_check": "Do not import every module in the runtime image (release says so).",
     },
 )
@@ -422,21 +424,22 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
     log = engine.build(c, argv, keeps=tags[0])
     built = after = engine.image_id(c, tags[0])
     owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
-    if runtime:
-        after = reproducible.written(c, built, tags, epoch)
-        owned.built(c, after, *tags)
-    # What ran is new to the cache (the builder's part of it too), or the cache lacked it: push.
-    if cache and (engine.ran(log) or engine.cache_missed(log)):
-        builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
-        engine.build(c, [*common, *builder])
-        owned.built(c, engine.image_id(c, refs["builder"]), refs["builder"])
-        registry.push_cache(c, refs["builder"], refs["builder"])
-        registry.push_cache(c, built or tags[0], refs[target])  # BuildKit's, with its links
-    state = "unchanged: every layer was cached" if after == before else "built"
-    print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
-    if runtime:
-        sbom.write(c, tags[0], sbom.path(c, tag))
-        provenance.write(c, sbom.path(c, tag), platform, build_args)
+    with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it
+        if runtime:
+            after = reproducible.written(c, image, tags, epoch)
+            owned.built(c, after, *tags)
+        # What ran is new to the cache (the builder's part of it too), or it lacked it: push.
+        if cache and (engine.ran(log) or engine.cache_missed(log)):
+            builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
+            engine.build(c, [*common, *builder])
+            owned.built(c, engine.image_id(c, refs["builder"]), refs["builder"])
+            registry.push_cache(c, refs["builder"], refs["builder"])
+            registry.push_cache(c, built or tags[0], refs[target])  # BuildKit's, with its links
+        state = "unchanged: every layer was cached" if after == before else "built"
+        print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
+        if runtime:
+            sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
+            provenance.write(c, sbom.path(c, tag), platform, build_args)
     return tags[0]
 
 

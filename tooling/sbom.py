@@ -15,14 +15,19 @@ import os
 import re
 import shlex
 import tempfile
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 
 from invoke import Context
 
 from tooling import engine, stamps
+from tooling.archive import Archive
 from tooling.commands import ok
 from tooling.project import NAME, VENV, VERSION
+
+# What syft last said of each image that has an SBOM in dist/, to read again only what changed.
+SCANS = VENV / "scans"
 
 # What syft's file catalog calls an ELF file.
 ELF = {"application/x-sharedlib", "application/x-executable", "application/x-pie-executable",
@@ -44,19 +49,98 @@ def image_of(document: dict) -> str | None:
     return {item.get("name"): item.get("value") for item in properties}.get(f"{NAME}:image:id")
 
 
-def write(c: Context, ref: str, target: Path) -> None:
-    """Write the CycloneDX SBOM of the image REF to TARGET, unless it is there already."""
-    image = json.loads(engine.probe(c, "image", "inspect", ref).stdout or "[{}]")[0]
-    if c.config.run.dry or (target.is_file() and stamps.done(f"sbom-{target.name}", image["Id"])):
+def write(c: Context, image: Archive, ref: str, target: Path, whole: bool = False) -> None:
+    """Write to TARGET the CycloneDX SBOM of the image REF, unless it is there already. IMAGE
+    is REF's archive, or that of the image that REF was written from, with the same layers.
+    WHOLE scans the whole image, whatever was scanned before."""
+    start = time.monotonic()
+    inspected = json.loads(engine.probe(c, "image", "inspect", ref).stdout or "[{}]")[0]
+    step = f"sbom-{target.name}"
+    if c.config.run.dry or (not whole and target.is_file() and stamps.done(step, inspected["Id"])):
         print(f"SBOM: {target}")
         return
+    layers = inspected["RootFS"]["Layers"]
+    last = SCANS / target.name
+    if whole:
+        last.unlink(missing_ok=True)
+    found, read = scan(c, image, layers, last)
+    document, unattributed = attribute(found["cyclonedx"], found["syft"], inspected)
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(json.dumps(document, indent=1) + "\n")
+    stamps.record(c, step, inspected["Id"])
+    packages = len(document["components"])
+    print(
+        f"SBOM: {target}: {packages} components, {unattributed} ELF files unattributed "
+        f"(syft read {read} of {len(layers)} layers, {time.monotonic() - start:.1f} s)"
+    )
+
+
+def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dict, int]:
+    """What syft says of IMAGE, whose layers are LAYERS (their digests), as LAST keeps it, and
+    how many layers it read to say so.
+
+    LAST holds what syft said of the image that was scanned before. When the two share their
+    lower layers, and what lies above them holds no package and hides nothing of theirs,
+    syft reads only the layers above, and its word on the lower ones is kept: after an edit
+    of the app, one small layer. Anything else is a scan of the whole image.
+    """
+    before = json.loads(last.read_text()) if last.is_file() else {}
+    shared = 0  # how many lower layers the two images share
+    for old, new in zip(before.get("layers", []), layers, strict=False):
+        if old != new:
+            break
+        shared += 1
+    found = _merged(c, image, before, layers, shared) if shared else None
+    if found is None:
+        paths = [image.paths(layer) for layer in range(len(layers))]
+        found, shared = {"layers": layers, "paths": paths, **_syft(c, image.path)}, 0
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text(json.dumps(found))
+    return found, len(layers) - shared
+
+
+def _merged(c: Context, image: Archive, before: dict, layers: list, shared: int) -> dict | None:
+    """BEFORE's scan with the layers above its SHARED lower ones scanned again as LAYERS has
+    them; None where only a scan of the whole image can say what is there."""
+    paths = before["paths"][:shared] + [image.paths(layer) for layer in range(shared, len(layers))]
+    lower = {path for listed in paths[:shared] for path in listed}
+    above = [*paths[shared:], *before["paths"][shared:]]  # what is there now, and was there
+    if any(_hidden(path) & lower for listed in above for path in listed):
+        return None  # a layer above holds or hides a path of the lower ones
+    kept = set(layers[:shared])
+    files = [entry for entry in before["syft"]["files"] if entry["location"].get("layerID") in kept]
+    remaining = {entry["id"] for entry in files}
+    gone = {entry["id"] for entry in before["syft"]["files"]} - remaining
+    for package in before["syft"]["artifacts"]:
+        if any(location.get("layerID") not in kept for location in package["locations"]):
+            return None  # a package that lay above: scan it all again
+    for relation in before["syft"]["artifactRelationships"]:
+        if {relation["parent"], relation["child"]} & gone:
+            return None
+    if shared < len(layers):
+        with tempfile.TemporaryDirectory(prefix=f"{NAME}-sbom-") as folder:
+            above_only = Path(folder) / "above.tar"
+            image.upper(shared, above_only)
+            upper = _syft(c, above_only)
+        if upper["syft"]["artifacts"] or upper["syft"]["artifactRelationships"]:
+            return None  # a package above: its relations to what lies below need the whole
+        files += upper["syft"]["files"]
+    syft = {**before["syft"], "files": files}
+    return {"layers": layers, "paths": paths, "syft": syft, "cyclonedx": before["cyclonedx"]}
+
+
+def _hidden(path: str) -> set[str]:
+    """The paths of a lower layer that PATH, in a layer above, replaces or removes."""
+    folder, _, name = path.rpartition("/")
+    if name == ".wh..wh..opq":  # an opaque folder: all that was below it
+        return {folder}
+    return {f"{folder}/{name.removeprefix('.wh.')}"}
+
+
+def _syft(c: Context, archive: Path) -> dict:
+    """What syft says of the image ARCHIVE (`docker save`'s): its CycloneDX SBOM, and its own
+    account of the files and what holds them."""
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-sbom-") as folder:
-        archive = Path(folder) / "image.tar"
-        ok(
-            engine.docker(c, "save", "--output", str(archive), ref, hide=True, warn=True),
-            what=f"docker save {ref}",
-            fix="See the error above.",
-        )
         argv = [str(VENV / "bin" / "syft"), "scan", f"docker-archive:{archive}", "--quiet"]
         argv += ["-o", f"cyclonedx-json={folder}/cdx.json", "-o", f"syft-json={folder}/syft.json"]
         env = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_FILE_METADATA_SELECTION": "all"}
@@ -65,14 +149,11 @@ def write(c: Context, ref: str, target: Path) -> None:
             what="syft",
             fix="Run `inv install`, then build again.",
         )
-        cyclonedx = json.loads((Path(folder) / "cdx.json").read_text())
         found = json.loads((Path(folder) / "syft.json").read_text())
-    document, unattributed = attribute(cyclonedx, found, image)
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(json.dumps(document, indent=1) + "\n")
-    stamps.record(c, f"sbom-{target.name}", image["Id"])
-    packages = len(document["components"])
-    print(f"SBOM: {target}: {packages} components, {unattributed} ELF files unattributed")
+        return {
+            "cyclonedx": json.loads((Path(folder) / "cdx.json").read_text()),
+            "syft": {key: found[key] for key in ("files", "artifacts", "artifactRelationships")},
+        }
 
 
 def attribute(cyclonedx: dict, found: dict, image: dict) -> tuple[dict, int]:
@@ -112,12 +193,16 @@ def attribute(cyclonedx: dict, found: dict, image: dict) -> tuple[dict, int]:
         component["evidence"] = {"occurrences": [{"location": path} for path in paths]}
     digest = image["Id"].partition(":")[2]
     labels = image.get("Config", {}).get("Labels") or {}
-    root.update(name=NAME, version=VERSION, type="container")
+    # The image's own fields: syft's would name the archive it read and what it said of it.
+    root.update({"bom-ref": image["Id"], "name": NAME, "version": VERSION, "type": "container"})
     root["hashes"] = [{"alg": "SHA-256", "content": digest}]
     root["properties"] = [
         {"name": f"{NAME}:image:id", "value": image["Id"]},
         {"name": f"{NAME}:image:platform", "value": f"{image['Os']}/{image['Architecture']}"},
         *({"name": f"{NAME}:unattributed", "value": path} for path in unattributed),
+    ]
+    cyclonedx["metadata"]["properties"] = [  # as syft writes them
+        {"name": f"syft:image:labels:{key}", "value": labels[key]} for key in sorted(labels)
     ]
     cyclonedx["serialNumber"] = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, image['Id'])}"
     cyclonedx["metadata"]["timestamp"] = labels.get("org.opencontainers.image.created", "")

@@ -1,8 +1,11 @@
 """The SBOM that `inv build` makes of each image, from the image itself: what ships is what it
 says. Every ELF file belongs to a component; the OS packages are there, with their versions."""
 
+import os
+import re
+
 import pytest
-from support import VERSION, elf_files, image_id, owners, sbom_of
+from support import VERSION, docker, elf_files, image_id, inv, owners, sbom_of
 
 pytestmark = pytest.mark.docker
 
@@ -35,3 +38,31 @@ def test_an_sdist_built_dependency_brings_its_libraries_into_the_sbom(corpus):
         components = {component["name"]: component for component in sbom["components"]}
         assert {"libpq5", "libgssapi-krb5-2", "psycopg2", "numpy"} <= components.keys()
         assert sorted(elf_files(image.ref) - owners(sbom).keys()) == []
+
+
+@pytest.mark.slow
+def test_after_an_edit_of_the_app_syft_reads_the_layers_above_alone_and_says_the_same(project):
+    """The SBOM of an edit is the one a scan of the whole image gives, to the byte."""
+    name = f"my-project-sbom-{os.getpid()}"
+    env, ref = {"INVOKE_DOCKER_IMAGE": name}, f"{name}:{VERSION}"
+    read = re.compile(r"\(syft read (\d+) of (\d+) layers, ")
+    try:
+        first = inv("build", cwd=project, env=env)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        hello = project / "my_project" / "hello.py"
+        hello.write_text(hello.read_text() + "# edited\n")
+        edited = inv("build", cwd=project, env=env)
+        assert edited.returncode == 0, edited.stdout[-3000:] + edited.stderr[-3000:]
+        [(part, layers)] = read.findall(edited.stdout)
+        assert 0 < int(part) < int(layers), edited.stdout
+        sbom = project / "dist" / f"{name}-{VERSION}.cdx.json"
+        kept = sbom.read_text()
+        whole = inv("build", "--no-cache", cwd=project, env=env)
+        assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
+        assert read.findall(whole.stdout) == [(layers, layers)]
+        assert sbom.read_text() == kept
+        root = sbom_of(ref, project)["metadata"]["component"]
+        assert root["hashes"][0]["content"] == image_id(ref).removeprefix("sha256:")
+        assert {"location": "/app/my_project/hello.py"} in root["evidence"]["occurrences"]
+    finally:
+        docker("image", "rm", "--force", ref, f"{name}:latest", check=False)
