@@ -37,9 +37,9 @@ RUN --mount=type=cache,id=my-project-pip,target=/root/.cache/pip \
     --mount=type=secret,id=pip_cert \
     --mount=type=secret,id=pip_index_url \
     set -eu; \
-    mkdir -p /opt/venv; \
+    mkdir -p /opt/venv /opt/build; \
     if [ -n "$SDISTS" ]; then \
-        build-tools $BUILD_PACKAGES; \
+        APT_RECORD=/opt/build/packages build-tools $BUILD_PACKAGES; \
         python3 -m venv --without-pip /opt/venv; \
         pip-install --only "$SDISTS" /tmp/requirements.txt; \
     fi
@@ -67,7 +67,9 @@ RUN --mount=type=bind,from=sdists,target=/target \
         echo "error: the base image has no Python $PYTHON_VERSION at $stdlib on every platform (the builder's has $found). Set docker.base to a Python $PYTHON_VERSION image, or leave it unset." >&2; \
         exit 1; \
     }; \
-    apt-install docker.platforms "$STRIP_PACKAGE"
+    mkdir -p /opt/build; \
+    cat /target/opt/build/packages >/opt/build/packages 2>/dev/null || true; \
+    APT_RECORD=/opt/build/packages apt-install docker.platforms "$STRIP_PACKAGE"
 # The app's environment never holds pip: pip-install runs pip from its wheel.
 RUN python3 -m venv --without-pip /opt/venv
 COPY --from=sdists /opt/venv/ /opt/venv/
@@ -101,6 +103,11 @@ RUN set -eu; \
     if [ "$STRIP" = 1 ]; then python3 /opt/build/strip.py /opt/venv "$STRIP_PROGRAM"; fi; \
     if [ "$COMPILE" = 1 ]; then python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; fi; \
     layer /opt/venv
+
+# What the build installed beyond its bases, on the target and on the builder (NAME:ARCH=VERSION
+# lines, from apt-install): `inv build` reads it out for the provenance. Nothing of it ships.
+FROM scratch AS build-packages
+COPY --from=builder /opt/build/packages /
 
 # What the venv links and the target lacks: its Debian package, as the archive names it,
 # installed on the target for the runtime to carry; one that Debian lacks ends the build in

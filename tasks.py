@@ -409,7 +409,7 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
         "STRIP": "1" if c.docker.strip else "0",
         **labels,
     }
-    common = ["build", "--platform", platform, *(["--no-cache"] if no_cache else [])]
+    common = ["build", "--platform", platform]
     common += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
     cache = registry.cache(c)
     if cache:  # inline cache: each image pushed there carries what rebuilds its layers
@@ -418,7 +418,8 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
         }
         common += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         common += [flag for ref in refs.values() for flag in ("--cache-from", ref)]
-    argv = [*common, "--target", target, "--label", f"{ROLE}={target}"]
+    argv = [*common, *(["--no-cache"] if no_cache else []), "--target", target]
+    argv += ["--label", f"{ROLE}={target}"]
     argv += [flag for ref in tags for flag in ("--tag", ref)]
     before = engine.image_id(c, tags[0])
     log = engine.build(c, argv, keeps=tags[0])
@@ -439,7 +440,8 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
         print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
         if runtime:
             sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
-            provenance.write(c, sbom.path(c, tag), platform, build_args)
+            packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
+            provenance.write(c, sbom.path(c, tag), platform, build_args, packages)
     return tags[0]
 
 

@@ -70,11 +70,13 @@ def require_buildkit(c: Context) -> None:
     )
 
 
-def build(c: Context, argv: list[str], keeps: str | None = None) -> str:
+def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = False) -> str:
     """Run `docker build ARGV .` with pip's secrets; return its log. A failure ends in one line:
-    the last `error: ...` that a build step printed, where one did, and the image that KEEPS."""
+    the last `error: ...` that a build step printed, where one did, and the image that KEEPS.
+    HIDE keeps the log to itself (the command is still shown)."""
     with secrets.build_secrets(c) as flags:
-        result = docker(c, *argv, *flags, ".", env={"DOCKER_BUILDKIT": "1"}, echo=True, warn=True)
+        env = {"DOCKER_BUILDKIT": "1"}
+        result = docker(c, *argv, *flags, ".", env=env, echo=True, warn=True, hide=hide)
     if result.failed:
         said = STEP_ERROR.findall(result.stdout + result.stderr)
         reason = said[-1] if said else "error: the build failed at the step shown above."
@@ -106,6 +108,13 @@ def cache_missed(log: str) -> bool:
     """Whether a build whose BuildKit LOG is given failed to import a cache it was given."""
     imports = re.findall(r"^#(\d+) importing cache manifest from ", log, re.MULTILINE)
     return any(re.search(rf"^#{step} ERROR", log, re.MULTILINE) for step in imports)
+
+
+def stages_ran(log: str) -> set[str]:
+    """The stages of which a build whose BuildKit LOG is given really ran a step."""
+    titles = dict(re.findall(r"^#(\d+) \[(?:\S+ )?(\S+) \d+/\d+\] ", log, re.MULTILINE))
+    cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
+    return {stage for step, stage in titles.items() if step not in cached}
 
 
 def ran(log: str) -> list[str]:

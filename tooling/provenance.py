@@ -2,19 +2,25 @@
 `inv push` signs and attests in the registry.
 
 It says who made the image (these tasks, at this commit), from what (the commit, the hashes of
-poetry.lock and requirements.txt, the base images by ID, and each Debian package that the
-runtime carries, with its version, as the SBOM lists it), and how (the build's parameters).
-Nothing in it is of the machine or the hour: two builds of one commit write the same one.
+poetry.lock and requirements.txt, the base images by ID, each Debian package that the runtime
+carries, with its version, as the SBOM lists it, and each that the build installed beyond its
+bases, which does not ship), and how (the build's parameters). Nothing in it is of the
+machine or the hour: two builds of one commit write the same one.
 """
 
 import hashlib
 import json
+import tempfile
+import urllib.parse
 from pathlib import Path
 
 from invoke import Context
 
 from tooling import engine
 from tooling.project import NAME, PROJECT
+
+# The stages that install packages for the build alone (docker/apt-install's APT_RECORD).
+INSTALLING = {"sdists", "builder"}
 
 # The build arguments that are parameters a person chose; the rest are the labels' and the
 # bases' (resolved dependencies, below).
@@ -27,9 +33,9 @@ def path(sbom_path: Path) -> Path:
     return sbom_path.with_name(sbom_path.name.replace(".cdx.json", ".provenance.json"))
 
 
-def write(c: Context, sbom: Path, platform: str, build_args: dict) -> None:
+def write(c: Context, sbom: Path, platform: str, build_args: dict, built: list[str]) -> None:
     """Write the provenance of the image built for PLATFORM with BUILD_ARGS, whose SBOM is
-    at SBOM, beside it."""
+    at SBOM, beside it. BUILT: the package URLs of what the build installed (build_packages)."""
     source = PROJECT.get("urls", {}).get("Source", "unknown")
     commit = build_args.get("REVISION", "unknown")
     bases = dict.fromkeys([build_args["BASE_IMAGE"], build_args.get("BUILD_IMAGE")])
@@ -40,7 +46,8 @@ def write(c: Context, sbom: Path, platform: str, build_args: dict) -> None:
         *({"uri": f"docker-image://{base}",
            "digest": {"sha256": (engine.image_id(c, base) or "").removeprefix("sha256:")}}
           for base in bases if base),
-        *({"uri": purl} for purl in debian_packages(sbom)),
+        *({"uri": purl, "annotations": {"use": "runtime"}} for purl in debian_packages(sbom)),
+        *({"uri": purl, "annotations": {"use": "build"}} for purl in built),
     ]  # fmt: skip
     predicate = {
         "buildDefinition": {
@@ -66,6 +73,31 @@ def commit(predicate: dict) -> str | None:
     """The commit that the provenance PREDICATE says the image was built from."""
     source = predicate.get("buildDefinition", {}).get("externalParameters", {}).get("source", {})
     return source.get("digest", {}).get("gitCommit")
+
+
+def build_packages(c: Context, argv: list[str], log: str, sbom: Path) -> list[str]:
+    """The package URLs of what the build (`docker build ARGV`, whose BuildKit LOG is given)
+    installed beyond its bases: read out of its build-packages stage where a stage that
+    installs them ran, or where the provenance beside SBOM lacks them; else as it lists them."""
+    written = path(sbom)
+    listed = json.loads(written.read_text()) if written.is_file() else {}
+    dependencies = listed.get("buildDefinition", {}).get("resolvedDependencies", [])
+    if listed and not engine.stages_ran(log) & INSTALLING:
+        return [item["uri"] for item in dependencies
+                if item.get("annotations", {}).get("use") == "build"]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix=f"{NAME}-build-packages-") as folder:
+        output = ["--target", "build-packages", "--output", f"type=local,dest={folder}"]
+        engine.build(c, [*argv, *output], hide=True)
+        record = Path(folder) / "packages"
+        lines = record.read_text().split() if record.is_file() else []  # none under --dry
+    return sorted({purl(line) for line in lines})
+
+
+def purl(line: str) -> str:
+    """The package URL of a NAME:ARCH=VERSION line, as syft writes a Debian package's."""
+    package, _, version = line.partition("=")
+    name, _, arch = package.partition(":")
+    return f"pkg:deb/debian/{name}@{urllib.parse.quote(version, safe='~')}?arch={arch}"
 
 
 def debian_packages(sbom: Path) -> list[str]:

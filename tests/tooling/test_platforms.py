@@ -128,6 +128,8 @@ def test_the_cross_built_arm64_image_is_the_one_that_emulation_builds(released, 
     (tmp_path / "emulated").mkdir()
     cross = docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
     ours = _files(cross, "linux/arm64", tmp_path / "cross")
+    # The provenance names what each build installed: the strip of amd64's CPU, for arm64.
+    assert "pkg:deb/debian/binutils-aarch64-linux-gnu?arch=amd64" in _built_with(released)
     env = {**released["env"], "INVOKE_DOCKER_PLATFORMS": "linux/arm64", "INVOKE_DOCKER_CROSS": "0"}
     built = inv("build", "--skip-import-check", cwd=released["project"], env=env, timeout=3600)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
@@ -139,6 +141,15 @@ def test_the_cross_built_arm64_image_is_the_one_that_emulation_builds(released, 
     sbom = released["project"] / "dist" / f"{released['name']}-{VERSION}-arm64.cdx.json"
     properties = json.loads(sbom.read_text())["metadata"]["component"]["properties"]
     assert [item for item in properties if item["name"] == "my-project:unattributed"] == []
+    assert "pkg:deb/debian/binutils?arch=arm64" in _built_with(released)  # the emulated strip
+
+
+def _built_with(released: dict) -> set[str]:
+    """What the provenance of arm64's image says its build installed: NAME?arch=ARCH each."""
+    made = released["project"] / "dist" / f"{released['name']}-{VERSION}-arm64.provenance.json"
+    resolved = json.loads(made.read_text())["buildDefinition"]["resolvedDependencies"]
+    return {re.sub(r"@[^?]*", "", item["uri"]) for item in resolved
+            if item.get("annotations", {}).get("use") == "build"}  # fmt: skip
 
 
 def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registry, fresh_engine):

@@ -410,6 +410,7 @@ def build_context(monkeypatch):
     monkeypatch.setattr(reproducible, "written", lambda c, image, refs, epoch: image.ref)  # below
     monkeypatch.setattr(sbom, "write", lambda *args, **kwargs: None)
     monkeypatch.setattr(provenance, "write", lambda *args: None)  # tested on its own
+    monkeypatch.setattr(provenance, "build_packages", lambda *args: [])  # and so is this
     monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
     monkeypatch.setattr(bootstrap, "fresh", lambda c, platform, always: None)  # and so is this
     inspect = "docker image inspect --format"
@@ -1113,7 +1114,8 @@ def test_keygen_makes_a_pair_once_the_private_key_for_its_owner_alone(capsys):
 
 def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(monkeypatch):
     """SLSA v1: the commit, the lock's and the export's hashes, each base by its ID, the Debian
-    packages that the SBOM lists, the parameters; the same for two builds of one commit."""
+    packages that the SBOM lists and those the build installed, the parameters; the same for
+    two builds of one commit."""
     sbom_file = Path("dist/my-project-0.1.0.cdx.json")
     sbom_file.parent.mkdir()
     components = [
@@ -1125,7 +1127,8 @@ def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(m
     args = {"BASE_IMAGE": "base-a", "BUILD_IMAGE": "base-b", "REVISION": "c" * 40,
             "RUNTIME": "distroless", "SDISTS": "", "VERSION": "0.1.0"}  # fmt: skip
     target = provenance.path(sbom_file)
-    provenance.write(context({}), sbom_file, "linux/arm64", args)
+    built = ["pkg:deb/debian/gcc-14@14.2.0-19?arch=arm64"]
+    provenance.write(context({}), sbom_file, "linux/arm64", args, built)
     written = target.read_text()
     predicate = json.loads(written)
     assert target.name == "my-project-0.1.0.provenance.json"
@@ -1138,7 +1141,30 @@ def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(m
     assert names["docker-image://base-b"] == {"sha256": "b"}
     assert "pkg:deb/debian/libc6@2.41-12?arch=amd64" in names
     assert "pkg:pypi/fire@0.7.1" not in names  # the lock's hash says it
+    uses = {item["uri"]: item["annotations"]["use"] for item in resolved if "annotations" in item}
+    assert uses == {"pkg:deb/debian/libc6@2.41-12?arch=amd64": "runtime", built[0]: "build"}
     parameters = predicate["buildDefinition"]["externalParameters"]
     assert parameters["platform"] == "linux/arm64" and parameters["RUNTIME"] == "distroless"
-    provenance.write(context({}), sbom_file, "linux/arm64", args)
+    provenance.write(context({}), sbom_file, "linux/arm64", args, built)
     assert target.read_text() == written
+    # A build that ran no stage that installs packages keeps what the provenance lists.
+    log = "#7 [app 2/3] COPY main.py /app/\n#8 [linux/arm64 sdists 4/4] RUN true\n#8 CACHED\n"
+    assert provenance.build_packages(context({}), [], log, sbom_file) == built
+
+
+@pytest.mark.parametrize(
+    ("line", "purl"),
+    [
+        ("binutils:amd64=2.44-3", "pkg:deb/debian/binutils@2.44-3?arch=amd64"),
+        ("libpq-dev:arm64=17.6-0+deb13u1", "pkg:deb/debian/libpq-dev@17.6-0%2Bdeb13u1?arch=arm64"),
+        ("libc6-dev:amd64=1:2.41-12~x", "pkg:deb/debian/libc6-dev@1%3A2.41-12~x?arch=amd64"),
+    ],
+)
+def test_a_build_package_s_url_is_written_as_syft_writes_a_debian_one(line, purl):
+    assert provenance.purl(line) == purl
+
+
+def test_the_stages_that_ran_are_read_off_buildkit_s_log():
+    log = ("#5 [linux/arm64 sdists 2/4] RUN apt-install\n#6 [builder 3/9] COPY x /\n#6 CACHED\n"
+           "#7 [app 1/2] COPY main.py /app/\n#8 [internal] load build context\n")  # fmt: skip
+    assert engine.stages_ran(log) == {"sdists", "app"}
