@@ -26,6 +26,7 @@ from tooling.archive import Archive
 from tooling.commands import ok
 from tooling.project import NAME, VENV, VERSION
 
+SYFT = VENV / "bin" / "syft"
 # What syft last said of each image that has an SBOM in dist/, to read again only what changed.
 SCANS = VENV / "scans"
 
@@ -85,6 +86,8 @@ def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dic
     of the app, one small layer. Anything else is a scan of the whole image.
     """
     before = json.loads(last.read_text()) if last.is_file() else {}
+    if before.get("syft-installed") != _syft_installed():
+        before = {}  # another syft's word: it may say otherwise
     shared = 0  # how many lower layers the two images share
     for old, new in zip(before.get("layers", []), layers, strict=False):
         if old != new:
@@ -94,6 +97,7 @@ def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dic
     if found is None:
         paths = [image.paths(layer) for layer in range(len(layers))]
         found, shared = {"layers": layers, "paths": paths, **_syft(c, image.path)}, 0
+    found["syft-installed"] = _syft_installed()
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_text(json.dumps(found))
     return found, len(layers) - shared
@@ -137,11 +141,16 @@ def _hidden(path: str) -> set[str]:
     return {f"{folder}/{name.removeprefix('.wh.')}"}
 
 
+def _syft_installed() -> str:
+    """When syft was installed: its entry point is written anew with each install."""
+    return str(SYFT.stat().st_mtime_ns) if SYFT.exists() else ""
+
+
 def _syft(c: Context, archive: Path) -> dict:
     """What syft says of the image ARCHIVE (`docker save`'s): its CycloneDX SBOM, and its own
     account of the files and what holds them."""
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-sbom-") as folder:
-        argv = [str(VENV / "bin" / "syft"), "scan", f"docker-archive:{archive}", "--quiet"]
+        argv = [str(SYFT), "scan", f"docker-archive:{archive}", "--quiet"]
         argv += ["-o", f"cyclonedx-json={folder}/cdx.json", "-o", f"syft-json={folder}/syft.json"]
         env = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_FILE_METADATA_SELECTION": "all"}
         ok(
