@@ -67,10 +67,20 @@ def registry(folder: Path, auth: str = "") -> Iterator[str]:
         process.wait()
 
 
+# What lets the second engine's containers reach the internet, as the first one's do: its
+# traffic forwarded both ways and masqueraded. Rules of its own, inserted and then deleted.
+NAT = (
+    ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "ACCEPT"],
+    ["FORWARD", "-o", BRIDGE, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+     "-j", "ACCEPT"],
+    ["POSTROUTING", "-t", "nat", "-s", BRIDGE_ADDRESS, "!", "-o", BRIDGE, "-j", "MASQUERADE"],
+)  # fmt: skip
+
+
 @contextmanager
-def engine(docker: list[str]) -> Iterator[str]:
+def engine(docker: list[str], internet: bool = False) -> Iterator[str]:
     """A second Docker Engine, with no image and no build cache: its DOCKER_HOST. It needs
-    root and dockerd. Its containers reach the host, not the internet (no NAT)."""
+    root and dockerd. Its containers reach the host, and with INTERNET the internet too."""
     dockerd = shutil.which("dockerd")
     if not dockerd or os.geteuid() != 0:
         raise RuntimeError("a second Docker Engine needs root and dockerd")
@@ -78,6 +88,8 @@ def engine(docker: list[str]) -> Iterator[str]:
           "dev", BRIDGE], ["ip", "link", "set", BRIDGE, "up"]  # fmt: skip
     for command in ip:
         subprocess.run(command, check=True, capture_output=True)
+    for rule in NAT if internet else ():
+        subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
     folder = Path(tempfile.mkdtemp(prefix="my-project-engine-"))  # short: sockets have a limit
     host = f"unix://{folder}/docker.sock"
     with (folder / "dockerd.log").open("w") as log:
@@ -99,6 +111,8 @@ def engine(docker: list[str]) -> Iterator[str]:
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
+        for rule in NAT if internet else ():
+            subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True)
         subprocess.run(["ip", "link", "delete", BRIDGE], check=False, capture_output=True)
         subprocess.run(["umount", "--recursive", "--lazy", folder / "data"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)

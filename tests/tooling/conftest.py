@@ -131,6 +131,14 @@ def fresh_engine() -> str:
 
 
 @pytest.fixture
+def online_engine() -> str:
+    """A second, empty Docker Engine whose builds reach the internet: its DOCKER_HOST."""
+    need(shutil.which("dockerd") and os.geteuid() == 0, "a second engine needs root and dockerd")
+    with sandbox.engine(DOCKER, internet=True) as host:
+        yield host
+
+
+@pytest.fixture
 def registry(tmp_path) -> str:
     """A registry that anyone may push to, on loopback: its address."""
     need(shutil.which("docker-registry"), "no docker-registry (apt-get install docker-registry)")

@@ -1,7 +1,6 @@
 """The image of a commit has one ID: built again without cache, in another time zone and under
-another umask, it is the very same image; a change of the source gives another one.
-
-(A fresh engine's build of the same commit is compared in test_platforms.py, where one is.)
+another umask, or by an engine started for the test with nothing but the base, it is the very
+same image; a change of the source gives another one.
 """
 
 import datetime
@@ -10,7 +9,9 @@ import os
 import subprocess
 
 import pytest
-from support import VERSION, commit, docker, image_id, inv
+from support import DOCKER, VERSION, commit, context, docker, image_id, inv
+
+from tooling import bootstrap, engine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -46,3 +47,19 @@ def test_the_same_commit_gives_the_same_image_and_a_change_another(project):
         assert image_id(ref) not in {None, built}
     finally:
         docker("image", "rm", "--force", ref, f"{name}:latest", check=False)
+
+
+def test_an_empty_engine_given_only_the_base_builds_the_very_same_image(distroless, online_engine):
+    """No cache of any kind, no layer and no wheel: the second engine gets the base image (an
+    input, known by its ID) and builds the commit, downloading and compiling all of it."""
+    fresh = {**os.environ, "DOCKER_HOST": online_engine}
+    base = bootstrap.base(context())
+    saved = subprocess.Popen([*DOCKER, "save", base], stdout=subprocess.PIPE)
+    subprocess.run([*DOCKER, "load"], stdin=saved.stdout, env=fresh, check=True,
+                   capture_output=True)  # fmt: skip
+    assert saved.wait() == 0
+    built = inv("build", env={"DOCKER_HOST": online_engine})
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert any("pip-install --for" in step for step in engine.ran(built.stdout + built.stderr))
+    identity = ["image", "inspect", "--format", "{{.Id}}", distroless.ref]
+    assert docker(*identity, env=fresh).stdout == docker(*identity).stdout
