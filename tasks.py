@@ -526,7 +526,9 @@ def audit(c, image=None, platform=None):
     platform = platforms.one(c, platform)
     ref = image or _image_ref(c, platforms.tag(c, platform, VERSION))
     engine.require_image(c, ref)
-    report = security.audit(c, ref, platform, bootstrap.base(c, platform))
+    report = security.audit(
+        c, ref, platform, bootstrap.base(c, platform), bootstrap.native(c, platform)
+    )
     if report.error:
         raise Exit(f"error: Debian's archive cannot be reached ({report.error}). Try again.")
     if report.behind:
@@ -775,7 +777,9 @@ def _security_gate(c: Context, allow_outdated: bool) -> None:
     """Refuse a release whose runtime holds a Debian package that the archive has fixed."""
     for platform in platforms.wanted(c):
         ref = _image_ref(c, platforms.tag(c, platform, VERSION))
-        report = security.audit(c, ref, platform, bootstrap.base(c, platform))
+        report = security.audit(
+            c, ref, platform, bootstrap.base(c, platform), bootstrap.native(c, platform)
+        )
         if report.error:  # the freshness check warned already: no archive, no verdict
             print(f"warning: Debian's archive cannot be reached: {ref} ({platform}) is unaudited")
         elif report.behind and not allow_outdated:

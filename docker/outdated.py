@@ -1,17 +1,18 @@
 """Which Debian packages are behind Debian's archive: the release, its -updates and -security.
 
 Usage (what the tasks run, in a container of the base, where apt is; the text is passed to
-python3 with -c): python3 -c "$(cat outdated.py)" [--upgrade] [NAME=VERSION ...]
+python3 with -c): python3 -c "$(cat outdated.py)" [--upgrade | --arch ARCH] [NAME=VERSION ...]
 
-The packages to check are NAME=VERSION (the dpkg records of a runtime image); with none,
-every package installed here is checked. First, apt's sources are made to name all three
-suites: a base bootstrapped by debootstrap names its release alone, and the security suite
-lives in the archive's -security sibling, beside the release's mirror. Then apt's indexes are
-fetched, and each package that has a newer version there is one line of JSON: {"package",
-"version", "fixed"}. The last line is {"state": DIGEST}, a digest of the suites' package
-indexes, which moves whenever Debian publishes a package. Where the archive cannot be reached,
-one line {"error": ...}, and exit 2. With --upgrade, every package behind is then upgraded
-here, and apt's indexes are removed, as in a slim image.
+The packages to check are NAME=VERSION (the dpkg records of a runtime image); with none, every
+package installed here is checked. --arch ARCH asks of ARCH's packages, which must then be
+named: an arm64 image's, from an amd64 container of the same release, where apt runs natively.
+First, apt's sources are made to name all three suites: a base bootstrapped by debootstrap names
+its release alone, and the security suite lives in the archive's -security sibling, beside the
+release's mirror. Then apt's indexes are fetched, and each package that has a newer version
+there is one line of JSON: {"package", "version", "fixed"}. The last line is {"state": DIGEST},
+a digest of the suites' package indexes, which moves whenever Debian publishes a package. Where
+the archive cannot be reached, one line {"error": ...}, and exit 2. With --upgrade, every
+package behind is then upgraded here, and apt's indexes are removed, as in a slim image.
 """
 
 import hashlib
@@ -50,10 +51,10 @@ def installed() -> dict[str, str]:
     return dict(line.split(" ", 1) for line in listed.splitlines())
 
 
-def candidates(names: list[str]) -> dict[str, str]:
-    """The version that apt would install of each of NAMES, from the three suites."""
-    policy = subprocess.run(["apt-cache", "policy", *names], capture_output=True, text=True,
-                            env=ENV, check=True).stdout  # fmt: skip
+def candidates(names: list[str], options: list[str]) -> dict[str, str]:
+    """The version that apt (with OPTIONS) would install of each of NAMES, from the suites."""
+    policy = subprocess.run(["apt-cache", *options, "policy", *names], capture_output=True,
+                            text=True, env=ENV, check=True).stdout  # fmt: skip
     found = re.findall(r"^(\S+?)(?::\S+)?:\n(?:  .*\n)*?  Candidate: (\S+)$", policy, re.MULTILINE)
     return {name: version for name, version in found if version != "(none)"}
 
@@ -63,11 +64,9 @@ def newer(have: str, candidate: str) -> bool:
     return compared.returncode == 0
 
 
-def state() -> str:
-    """A digest of the suites' package indexes for this architecture, as their Release files
-    name them: it moves when a package does, not when a suite is merely signed again."""
-    architecture = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                                  text=True, check=True).stdout.strip()  # fmt: skip
+def state(architecture: str) -> str:
+    """A digest of the suites' package indexes for ARCHITECTURE, as their Release files name
+    them: it moves when a package does, not when a suite is merely signed again."""
     index = re.compile(
         rf"^ ([0-9a-f]{{64}}) +\d+ \S+/binary-{architecture}/Packages$", re.MULTILINE
     )
@@ -77,16 +76,23 @@ def state() -> str:
     return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
 
 
-def main(upgrade: bool, packages: list[str]) -> int:
+def main(upgrade: bool, packages: list[str], arch: str | None) -> int:
     three_suites()
     wanted = dict(argument.split("=", 1) for argument in packages) or installed()
-    updated = subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=ENV)
+    architecture = arch or subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                                          text=True, check=True).stdout.strip()  # fmt: skip
+    # Another architecture's indexes, in place of this one's: apt reads them natively.
+    options = (
+        ["-o", f"APT::Architecture={arch}", "-o", f"APT::Architectures={arch}"] if arch else []
+    )
+    updated = subprocess.run(["apt-get", *options, "update", "-qq"], capture_output=True,
+                             text=True, env=ENV)  # fmt: skip
     # apt-get update exits 0 when a suite could not be fetched: its warnings tell.
     if updated.returncode or re.search(r"^[WE]: Failed to fetch", updated.stderr, re.MULTILINE):
         said = (updated.stderr.strip().splitlines() or ["apt-get update failed"])[-1]
         print(json.dumps({"error": said}), flush=True)
         return 2
-    fixes = candidates(sorted(wanted))
+    fixes = candidates(sorted(wanted), options)
     behind = {
         name: fixes[name]
         for name in sorted(wanted)
@@ -94,7 +100,7 @@ def main(upgrade: bool, packages: list[str]) -> int:
     }
     for name, fixed in behind.items():
         print(json.dumps({"package": name, "version": wanted[name], "fixed": fixed}), flush=True)
-    print(json.dumps({"state": state()}), flush=True)
+    print(json.dumps({"state": state(architecture)}), flush=True)
     if upgrade:
         if behind:
             subprocess.run(
@@ -107,4 +113,6 @@ def main(upgrade: bool, packages: list[str]) -> int:
     return 0
 
 
-sys.exit(main("--upgrade" in sys.argv[1:], [arg for arg in sys.argv[1:] if "=" in arg]))
+ARGS = sys.argv[1:]
+ARCH = ARGS[ARGS.index("--arch") + 1] if "--arch" in ARGS else None
+sys.exit(main("--upgrade" in ARGS and not ARCH, [arg for arg in ARGS if "=" in arg], ARCH))

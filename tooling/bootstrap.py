@@ -44,7 +44,7 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
     if not force and _platform_of(c, wanted) == platform:
         return wanted
     release = pythons.DEBIAN.get(pythons.version(c), "none")
-    local = f"{NAME}-base:{release}-{platforms.suffix(platform)}"
+    local = _bootstrapped(c, platform)
     cache = registry.cache(c)
     shared = f"{cache}:base-{release}-{platforms.suffix(platform)}" if cache else None
     if not force and engine.image_id(c, local):
@@ -77,6 +77,23 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
     bootstrap(c, local, suite, platform)
     _share(c, local, shared)
     return local
+
+
+def _bootstrapped(c: Context, platform: str) -> str:
+    """The name of the base that is bootstrapped here for PLATFORM."""
+    release = pythons.DEBIAN.get(pythons.version(c), "none")
+    return f"{NAME}-base:{release}-{platforms.suffix(platform)}"
+
+
+def native(c: Context, platform: str) -> str | None:
+    """A base of the engine's own platform, here already, of the Debian release that PLATFORM's
+    is of: where apt asks Debian's archive of PLATFORM's packages without emulation. None for
+    the engine's own platform, or where there is none."""
+    own = platforms.own(c)
+    if platform == own:
+        return None
+    return next((ref for ref in (pythons.base(c), _bootstrapped(c, own))
+                 if _platform_of(c, ref) == own), None)  # fmt: skip
 
 
 def _once(line: str) -> None:
@@ -166,7 +183,7 @@ def _pull_again(c: Context, tag: str, platform: str) -> None:
 
 
 def _upgrade_if_behind(c: Context, tag: str, platform: str) -> None:
-    report = security.outdated(c, tag, platform)
+    report = security.outdated(c, tag, platform, native=native(c, platform))
     if report.error:
         print(f"warning: Debian's archive cannot be reached ({report.error}): {tag} is kept")
         return

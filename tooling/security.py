@@ -4,6 +4,8 @@ The archive is the authority, not a scanner's database: wherever apt-get works, 
 its -updates and its -security suites say which version of each package is current. The
 check runs docker/outdated.py in a container of the base, where apt is, against the packages
 that the image's own dpkg records list (a runtime image) or that dpkg has installed (a base).
+For another architecture's image, a base of the engine's own platform asks, where there is
+one: apt, emulated, takes half a minute to read the archive's indexes.
 """
 
 import json
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 from invoke import Context, Exit
 
-from tooling import engine
+from tooling import engine, platforms
 from tooling.project import ROLE, ROOT
 
 SCRIPT = ROOT / "docker" / "outdated.py"
@@ -54,14 +56,21 @@ class Report:
         ]
 
 
-def outdated(c: Context, base: str, platform: str, packages: list[str] = ()) -> Report:
+def outdated(
+    c: Context, base: str, platform: str, packages: list[str] = (), native: str | None = None
+) -> Report:
     """Ask Debian's archive, from a container of BASE on PLATFORM, which of PACKAGES (NAME=VERSION;
-    by default what BASE has installed) are behind it."""
+    by default what BASE has installed) are behind it; or from one of NATIVE, a base of the
+    same Debian release on the engine's own platform, for PLATFORM's architecture."""
     start = time.monotonic()
+    asker, arch = base, []
+    if native:
+        packages = packages or installed(c, base, platform)
+    if native and packages:  # else BASE itself asks: the script lists what dpkg has installed
+        asker, arch, platform = native, ["--arch", platforms.debian(platform)], platforms.own(c)
     argv = ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
-    ran = engine.docker(
-        c, *argv, base, "python3", "-c", SCRIPT.read_text(), *packages, hide=True, warn=True
-    )
+    script = ["python3", "-c", SCRIPT.read_text(), *arch, *packages]
+    ran = engine.docker(c, *argv, asker, *script, hide=True, warn=True)
     report = read(ran.stdout)
     report.checked, report.seconds = len(packages), time.monotonic() - start
     if ran.failed and not report.error and not c.config.run.dry:
@@ -69,9 +78,23 @@ def outdated(c: Context, base: str, platform: str, packages: list[str] = ()) -> 
     return report
 
 
-def audit(c: Context, ref: str, platform: str, base: str) -> Report:
+def installed(c: Context, base: str, platform: str) -> list[str]:
+    """What dpkg has installed in BASE on PLATFORM, as NAME=VERSION: dpkg-query, quick even
+    emulated."""
+    listed = engine.docker(
+        c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
+        "--network", "none", "--entrypoint", "dpkg-query", base,
+        "--show", "--showformat", "${db:Status-Status} ${Package}=${Version}\n",
+        hide=True, warn=True,
+    )  # fmt: skip
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    return [line[1] for line in lines if line[:1] == ["installed"] and len(line) == 2]
+
+
+def audit(c: Context, ref: str, platform: str, base: str, native: str | None = None) -> Report:
     """The Debian packages of image REF, as its own dpkg records list them, against the archive,
-    asked from a container of BASE (REF itself may have no apt, nor a shell)."""
+    asked from a container of BASE (REF itself may have no apt, nor a shell), or of NATIVE
+    (see outdated)."""
     listed = engine.docker(
         c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
         "--network", "none", "--entrypoint", "/opt/venv/bin/python", ref, "-c", RECORDS,
@@ -82,7 +105,7 @@ def audit(c: Context, ref: str, platform: str, base: str) -> Report:
     packages = ["=".join(line.split()) for line in listed.stdout.splitlines() if line.strip()]
     if not packages:  # no Debian package at all: nothing can be behind
         return Report()
-    return outdated(c, base, platform, packages)
+    return outdated(c, base, platform, packages, native)
 
 
 def table(report: Report) -> str:

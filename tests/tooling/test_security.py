@@ -11,7 +11,7 @@ import os
 import pytest
 from support import VERSION, context, docker, image_id, inv
 
-from tooling import bootstrap
+from tooling import bootstrap, platforms, security
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -84,3 +84,21 @@ def test_a_stale_base_makes_the_release_refuse_and_inv_base_mends_it(project):
         docker("tag", original, base)
         docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", f"{name}:test",
                named, *made, check=False)  # fmt: skip
+
+
+def test_another_architecture_s_base_is_asked_of_natively_with_the_same_answer():
+    """apt on the engine's own CPU, reading the other architecture's indexes, says what apt
+    under emulation says of that architecture's base: the same packages behind, the same
+    state of the archive (what `inv base` compares with the base's label)."""
+    c = context()
+    own = platforms.own(c)
+    other = "linux/arm64" if own == "linux/amd64" else "linux/amd64"
+    bootstrap.base(c, own)  # the native asker
+    base = bootstrap.base(c, other)
+    native = bootstrap.native(c, other)
+    assert native is not None
+    emulated = security.outdated(c, base, other)
+    asked = security.outdated(c, base, other, native=native)
+    assert (emulated.error, asked.error) == (None, None)
+    assert (asked.behind, asked.state) == (emulated.behind, emulated.state)
+    assert asked.state

@@ -810,8 +810,9 @@ def test_refresh_base_false_keeps_the_base_as_it_is():
 
 def test_the_release_gate_refuses_a_runtime_behind_the_archive_in_one_line(monkeypatch):
     monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: BASE)
+    monkeypatch.setattr(bootstrap, "native", lambda c, platform: None)
     report = tasks.security.Report(behind=[LIBZSTD], checked=26)
-    monkeypatch.setattr(tasks.security, "audit", lambda c, ref, platform, base: report)
+    monkeypatch.setattr(tasks.security, "audit", lambda c, ref, platform, base, native: report)
     c = docker_context({})
     with pytest.raises(Exit) as exit_:
         tasks._security_gate(c, allow_outdated=False)
