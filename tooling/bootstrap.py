@@ -86,14 +86,14 @@ def _bootstrapped(c: Context, platform: str) -> str:
 
 
 def native(c: Context, platform: str) -> str | None:
-    """A base of the engine's own platform, here already, of the Debian release that PLATFORM's
-    is of: where apt asks Debian's archive of PLATFORM's packages without emulation. None for
-    the engine's own platform, or where there is none."""
+    """Where PLATFORM's base was bootstrapped here, the engine's own platform's, when it is
+    here too: of the same Debian release, it asks the archive of PLATFORM's packages without
+    emulation. None otherwise (a pulled base may be of another release than ours)."""
     own = platforms.own(c)
-    if platform == own:
+    ours = _bootstrapped(c, own)
+    if platform == own or base(c, platform) == pythons.base(c) or _platform_of(c, ours) != own:
         return None
-    return next((ref for ref in (pythons.base(c), _bootstrapped(c, own))
-                 if _platform_of(c, ref) == own), None)  # fmt: skip
+    return ours
 
 
 def _once(line: str) -> None:
