@@ -51,7 +51,8 @@ class Archive:
         with tarfile.open(self.path) as archive:
             inner = archive.extractfile(self.manifest["Layers"][layer])
             with tarfile.open(fileobj=inner) as tar:
-                return ["/" + name.rstrip("/") for name in tar.getnames() if name.strip("./")]
+                names = (name.removeprefix("./").rstrip("/") for name in tar.getnames())
+                return [f"/{name}" for name in names if name not in {"", "."}]
 
     def upper(self, start: int, target: Path) -> None:
         """Write to TARGET an archive of the layers from the START-th up, as an image of its
