@@ -447,7 +447,7 @@ def _build(c: Context, platform: str, target: str, labels: dict, no_cache: bool,
 
 def _container_of(ref: str, platform: str) -> list[str]:
     """`docker run` arguments for one labelled, throwaway container of REF, never pulled."""
-    return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run", ref]
+    return [*engine.throwaway(platform), ref]
 
 
 @task(
@@ -526,9 +526,9 @@ def audit(c, image=None, platform=None):
     platform = platforms.one(c, platform)
     ref = image or _image_ref(c, platforms.tag(c, platform, VERSION))
     engine.require_image(c, ref)
-    report = security.audit(
-        c, ref, platform, bootstrap.base(c, platform), bootstrap.native(c, platform)
-    )
+    base_image = bootstrap.base(c, platform)
+    native = bootstrap.native(c, platform, base_image)
+    report = security.audit(c, ref, platform, base_image, native)
     if report.error:
         raise Exit(f"error: Debian's archive cannot be reached ({report.error}). Try again.")
     if report.behind:
@@ -777,9 +777,9 @@ def _security_gate(c: Context, allow_outdated: bool) -> None:
     """Refuse a release whose runtime holds a Debian package that the archive has fixed."""
     for platform in platforms.wanted(c):
         ref = _image_ref(c, platforms.tag(c, platform, VERSION))
-        report = security.audit(
-            c, ref, platform, bootstrap.base(c, platform), bootstrap.native(c, platform)
-        )
+        base_image = bootstrap.base(c, platform)
+        native = bootstrap.native(c, platform, base_image)
+        report = security.audit(c, ref, platform, base_image, native)
         if report.error:  # the freshness check warned already: no archive, no verdict
             print(f"warning: Debian's archive cannot be reached: {ref} ({platform}) is unaudited")
         elif report.behind and not allow_outdated:

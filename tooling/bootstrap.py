@@ -85,13 +85,14 @@ def _bootstrapped(c: Context, platform: str) -> str:
     return f"{NAME}-base:{release}-{platforms.suffix(platform)}"
 
 
-def native(c: Context, platform: str) -> str | None:
-    """Where PLATFORM's base was bootstrapped here, the engine's own platform's, when it is
-    here too: of the same Debian release, it asks the archive of PLATFORM's packages without
-    emulation. None otherwise (a pulled base may be of another release than ours)."""
+def native(c: Context, platform: str, used: str) -> str | None:
+    """Where PLATFORM's base (USED, what base() gave) was bootstrapped here, the engine's own
+    platform's, when it is here too: of the same Debian release, it asks the archive of
+    PLATFORM's packages without emulation. None otherwise (a pulled base may be of another
+    release than ours)."""
     own = platforms.own(c)
     ours = _bootstrapped(c, own)
-    if platform == own or base(c, platform) == pythons.base(c) or _platform_of(c, ours) != own:
+    if platform == own or used == pythons.base(c) or _platform_of(c, ours) != own:
         return None
     return ours
 
@@ -183,7 +184,7 @@ def _pull_again(c: Context, tag: str, platform: str) -> None:
 
 
 def _upgrade_if_behind(c: Context, tag: str, platform: str) -> None:
-    report = security.outdated(c, tag, platform, native=native(c, platform))
+    report = security.outdated(c, tag, platform, native=native(c, platform, tag))
     if report.error:
         print(f"warning: Debian's archive cannot be reached ({report.error}): {tag} is kept")
         return

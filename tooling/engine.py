@@ -8,7 +8,10 @@ from invoke import Context, Exit, Result
 
 from tooling import secrets
 from tooling.commands import probe as _probe
+from tooling.project import ROLE
 
+# A build step's title in BuildKit's plain output: "#12 [builder 6/10] RUN ...".
+STEP = re.compile(r"^#(\d+) \[([^\]]*)\] (.*)$", re.MULTILINE)
 # A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
 STEP_ERROR = re.compile(r"^#\d+ \d+\.\d+ (error: .+\.)$", re.MULTILINE)
 
@@ -85,6 +88,12 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
     return result.stdout + result.stderr
 
 
+def throwaway(platform: str) -> list[str]:
+    """`docker run` arguments for one throwaway container on PLATFORM, labelled as the project's
+    own (`clean` finds any that an interrupted task left) and never pulled."""
+    return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
+
+
 def image_id(c: Context, ref: str) -> str | None:
     return probe(c, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() or None
 
@@ -110,16 +119,21 @@ def cache_missed(log: str) -> bool:
     return any(re.search(rf"^#{step} ERROR", log, re.MULTILINE) for step in imports)
 
 
+def _steps_run(log: str) -> list[tuple[str, str]]:
+    """The steps that a build whose BuildKit LOG (plain progress) is given really ran, not taken
+    from a cache: what its brackets hold ("linux/arm64 sdists 2/4") and its title ("RUN ...")."""
+    cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
+    steps = {step: (where, title) for step, where, title in STEP.findall(log)}
+    return [placed for step, placed in steps.items() if step not in cached]
+
+
 def stages_ran(log: str) -> set[str]:
     """The stages of which a build whose BuildKit LOG is given really ran a step."""
-    titles = dict(re.findall(r"^#(\d+) \[(?:\S+ )?(\S+) \d+/\d+\] ", log, re.MULTILINE))
-    cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
-    return {stage for step, stage in titles.items() if step not in cached}
+    placed = (where.split() for where, _ in _steps_run(log))  # [PLATFORM] STAGE K/N
+    return {words[-2] for words in placed if len(words) >= 2 and re.match(r"\d+/\d+$", words[-1])}
 
 
 def ran(log: str) -> list[str]:
     """The RUN steps that a build whose BuildKit LOG (plain progress) is given really ran: not
     taken from a cache. Under --dry, or where the log shows no step at all, none."""
-    titles = dict(re.findall(r"^#(\d+) \[[^\]]*\] (RUN .*)$", log, re.MULTILINE))
-    cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
-    return [title for step, title in titles.items() if step not in cached]
+    return [title for _, title in _steps_run(log) if title.startswith("RUN ")]

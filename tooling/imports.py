@@ -16,7 +16,7 @@ import time
 from invoke import Context, Exit
 
 from tooling import bootstrap, engine, stamps
-from tooling.project import ROLE, ROOT
+from tooling.project import ROOT
 
 SCRIPT = ROOT / "docker" / "imports.py"
 SAID = "imports.py: "  # how each of the script's own lines starts
@@ -78,7 +78,7 @@ def check(c: Context, ref: str, platform: str) -> None:
 def _import_all(c: Context, ref: str, platform: str) -> list[dict]:
     """The result of importing each module in REF. Where the interpreter itself dies (native
     code that crashes), the module it was in is a failure, and the rest are tried anew."""
-    argv = ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
+    argv = engine.throwaway(platform)
     argv += [*HARDENED, "--entrypoint", "/opt/venv/bin/python", ref, "-c", SCRIPT.read_text()]
     results: list[dict] = []
     while True:
@@ -110,7 +110,7 @@ def _packages_of(c: Context, errors: list[str], platform: str) -> dict[str, str]
     if not libraries or c.config.run.dry:
         return {}
     asked = engine.docker(
-        c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
+        c, *engine.throwaway(platform),
         "--volume", f"{ROOT / 'docker'}:/opt/build:ro", bootstrap.base(c, platform),
         "python3", "/opt/build/libraries.py", "--which", *libraries, hide=True, warn=True,
     )  # fmt: skip

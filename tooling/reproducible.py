@@ -38,21 +38,18 @@ def written(c: Context, image: Archive, refs: list[str], epoch: int) -> str | No
             engine.docker(c, "tag", found[1], ref, hide=True)
         return found[1]
     loaded = image.folder / "written.tar"
-    rewrite(image.path, loaded, refs, epoch)
+    rewrite(image.config(), dict(image.manifest), loaded, refs, epoch)
     engine.docker(c, "load", "--input", str(loaded), hide=True)
     written = engine.image_id(c, refs[0])
     stamps.record(c, step, f"{epoch} {written}")
     return written
 
 
-def rewrite(saved: Path, target: Path, refs: list[str], epoch: int) -> None:
-    """Write to TARGET the config of the image archive SAVED (`docker save`'s), its times set
-    to EPOCH, and a manifest that names it REFS over the same layers, which TARGET leaves out:
+def rewrite(config: dict, entry: dict, target: Path, refs: list[str], epoch: int) -> None:
+    """Write to TARGET an image's CONFIG, its times set to EPOCH, and its manifest ENTRY (as
+    `docker save` writes them) naming it REFS over the same layers, which TARGET leaves out:
     `docker load` finds each of them in the engine, by its digest."""
     created = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with tarfile.open(saved) as source:
-        [entry] = json.load(source.extractfile("manifest.json"))
-        config = json.load(source.extractfile(entry["Config"]))
     config["created"] = created
     for step in config.get("history", []):
         step["created"] = created

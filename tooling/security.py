@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from invoke import Context, Exit
 
 from tooling import engine, platforms
-from tooling.project import ROLE, ROOT
+from tooling.project import ROOT
 
 SCRIPT = ROOT / "docker" / "outdated.py"
 # What a runtime image's python prints: "NAME VERSION" for each Debian package its dpkg records
@@ -68,7 +68,7 @@ def outdated(
         packages = packages or installed(c, base, platform)
     if native and packages:  # else BASE itself asks: the script lists what dpkg has installed
         asker, arch, platform = native, ["--arch", platforms.debian(platform)], platforms.own(c)
-    argv = ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
+    argv = engine.throwaway(platform)
     script = ["python3", "-c", SCRIPT.read_text(), *arch, *packages]
     ran = engine.docker(c, *argv, asker, *script, hide=True, warn=True)
     report = read(ran.stdout)
@@ -82,7 +82,7 @@ def installed(c: Context, base: str, platform: str) -> list[str]:
     """What dpkg has installed in BASE on PLATFORM, as NAME=VERSION: dpkg-query, quick even
     emulated."""
     listed = engine.docker(
-        c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
+        c, *engine.throwaway(platform),
         "--network", "none", "--entrypoint", "dpkg-query", base,
         "--show", "--showformat", "${db:Status-Status} ${Package}=${Version}\n",
         hide=True, warn=True,
@@ -96,7 +96,7 @@ def audit(c: Context, ref: str, platform: str, base: str, native: str | None = N
     asked from a container of BASE (REF itself may have no apt, nor a shell), or of NATIVE
     (see outdated)."""
     listed = engine.docker(
-        c, "run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run",
+        c, *engine.throwaway(platform),
         "--network", "none", "--entrypoint", "/opt/venv/bin/python", ref, "-c", RECORDS,
         hide=True, warn=True,
     )  # fmt: skip

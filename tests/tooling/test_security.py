@@ -95,7 +95,7 @@ def test_another_architecture_s_base_is_asked_of_natively_with_the_same_answer()
     other = "linux/arm64" if own == "linux/amd64" else "linux/amd64"
     bootstrap.base(c, own)  # the native asker
     base = bootstrap.base(c, other)
-    native = bootstrap.native(c, other)
+    native = bootstrap.native(c, other, base)
     assert native is not None
     emulated = security.outdated(c, base, other)
     asked = security.outdated(c, base, other, native=native)

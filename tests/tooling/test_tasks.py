@@ -5,7 +5,6 @@ here the point is what runs, with which arguments, and what does not run at all.
 """
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -810,7 +809,7 @@ def test_refresh_base_false_keeps_the_base_as_it_is():
 
 def test_the_release_gate_refuses_a_runtime_behind_the_archive_in_one_line(monkeypatch):
     monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: BASE)
-    monkeypatch.setattr(bootstrap, "native", lambda c, platform: None)
+    monkeypatch.setattr(bootstrap, "native", lambda c, platform, used: None)
     report = tasks.security.Report(behind=[LIBZSTD], checked=26)
     monkeypatch.setattr(tasks.security, "audit", lambda c, ref, platform, base, native: report)
     c = docker_context({})
@@ -1043,24 +1042,15 @@ def test_a_platform_that_is_not_one_is_one_clear_line(build_context):
         tasks.build(c)
 
 
-def saved_image(folder: Path, created: str) -> Path:
-    """An archive as `docker save` writes one: a layer, a config made at CREATED, a manifest."""
+def saved_image(created: str) -> tuple[dict, dict]:
+    """An image's config and manifest entry as `docker save` writes them, made at CREATED."""
     # BuildKit's inline cache lists its links in no fixed order: it goes too.
     config = {"architecture": "amd64", "created": created,
               "history": [{"created": created, "created_by": "COPY x /"}],
               "rootfs": {"type": "layers", "diff_ids": ["sha256:00"]},
               "moby.buildkit.cache.v0": created}  # fmt: skip
-    config = json.dumps(config).encode()
-    name = f"{hashlib.sha256(config).hexdigest()}.json"
-    manifest = json.dumps([{"Config": name, "RepoTags": ["x:1"], "Layers": ["l/layer.tar"]}])
-    path = folder / f"saved-{created}.tar"
-    with tarfile.open(path, "w") as archive:
-        for member, content in ((name, config), ("manifest.json", manifest.encode()),
-                                ("l/layer.tar", b"layer")):  # fmt: skip
-            info = tarfile.TarInfo(member)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return path
+    name = f"{hashlib.sha256(json.dumps(config).encode()).hexdigest()}.json"
+    return config, {"Config": name, "RepoTags": ["x:1"], "Layers": ["l/layer.tar"]}
 
 
 def test_an_image_built_at_two_times_is_written_as_one_with_the_commit_s_time(tmp_path):
@@ -1068,7 +1058,7 @@ def test_an_image_built_at_two_times_is_written_as_one_with_the_commit_s_time(tm
     written = []
     for created in ("2026-11-29T10:00:00.1Z", "2026-12-01T08:30:00.2Z"):
         target = tmp_path / f"written-{created}.tar"
-        reproducible.rewrite(saved_image(tmp_path, created), target, ["my-project:0.1.0"], 0)
+        reproducible.rewrite(*saved_image(created), target, ["my-project:0.1.0"], 0)
         with tarfile.open(target) as archive:
             [entry] = json.load(archive.extractfile("manifest.json"))
             config = json.load(archive.extractfile(entry["Config"]))
