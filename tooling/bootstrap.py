@@ -184,7 +184,7 @@ def _pull_again(c: Context, tag: str, platform: str) -> None:
 
 
 def _upgrade_if_behind(c: Context, tag: str, platform: str) -> None:
-    report = security.outdated(c, tag, platform, native=native(c, platform, tag))
+    report = security.outdated(c, tag, platform, native=native(c, platform, tag), role="upgrade")
     if report.error:
         print(f"warning: Debian's archive cannot be reached ({report.error}): {tag} is kept")
         return

@@ -88,10 +88,10 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
     return result.stdout + result.stderr
 
 
-def throwaway(platform: str) -> list[str]:
+def throwaway(platform: str, role: str = "run") -> list[str]:
     """`docker run` arguments for one throwaway container on PLATFORM, labelled as the project's
-    own (`clean` finds any that an interrupted task left) and never pulled."""
-    return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}=run"]
+    own, in ROLE (`clean` finds any that an interrupted task left), and never pulled."""
+    return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}={role}"]
 
 
 def image_id(c: Context, ref: str) -> str | None:

@@ -57,18 +57,24 @@ class Report:
 
 
 def outdated(
-    c: Context, base: str, platform: str, packages: list[str] = (), native: str | None = None
+    c: Context,
+    base: str,
+    platform: str,
+    packages: list[str] = (),
+    native: str | None = None,
+    role: str = "run",
 ) -> Report:
     """Ask Debian's archive, from a container of BASE on PLATFORM, which of PACKAGES (NAME=VERSION;
     by default what BASE has installed) are behind it; or from one of NATIVE, a base of the
-    same Debian release on the engine's own platform, for PLATFORM's architecture."""
+    same Debian release on the engine's own platform, for PLATFORM's architecture. ROLE labels
+    its containers: `upgrade` where a base is kept current, as its upgrade's container is."""
     start = time.monotonic()
     asker, arch = base, []
     if native:
-        packages = packages or installed(c, base, platform)
+        packages = packages or installed(c, base, platform, role)
     if native and packages:  # else BASE itself asks: the script lists what dpkg has installed
         asker, arch, platform = native, ["--arch", platforms.debian(platform)], platforms.own(c)
-    argv = engine.throwaway(platform)
+    argv = engine.throwaway(platform, role)
     script = ["python3", "-c", SCRIPT.read_text(), *arch, *packages]
     ran = engine.docker(c, *argv, asker, *script, hide=True, warn=True)
     report = read(ran.stdout)
@@ -78,11 +84,11 @@ def outdated(
     return report
 
 
-def installed(c: Context, base: str, platform: str) -> list[str]:
+def installed(c: Context, base: str, platform: str, role: str = "run") -> list[str]:
     """What dpkg has installed in BASE on PLATFORM, as NAME=VERSION: dpkg-query, quick even
     emulated."""
     listed = engine.docker(
-        c, *engine.throwaway(platform),
+        c, *engine.throwaway(platform, role),
         "--network", "none", "--entrypoint", "dpkg-query", base,
         "--show", "--showformat", "${db:Status-Status} ${Package}=${Version}\n",
         hide=True, warn=True,
