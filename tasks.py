@@ -45,7 +45,7 @@ from tooling import (
     stamps,
     verification,
 )
-from tooling.commands import confirm, ok, probe, split
+from tooling.commands import ok, probe, split
 from tooling.project import EXPORTS, NAME, POETRY, PROJECT, ROLE, ROOT, VENV, VERSION
 
 # Every path below is relative to the project root, whichever folder `inv` was started in.
@@ -283,7 +283,7 @@ def _removed_at_exit(c: Context, container: str) -> Iterator[None]:
     """Remove CONTAINER when the block ends: normally, on Ctrl-C, or when the terminal closes."""
 
     def remove() -> None:
-        engine.docker(c, "container", "rm", "--force", "--volumes", container, hide=True, warn=True)
+        engine.remove_containers(c, container, hide=True, warn=True)
 
     def leave(signum, frame):
         remove()  # first: it ends the shell session that the block is waiting on
@@ -321,7 +321,7 @@ def explore(c, cmd=None):
         return _explore_in(c, container, argv)
     with _removed_at_exit(c, container):
         if role:  # ours, but stopped: a leftover of a session that was killed
-            engine.docker(c, "container", "rm", "--force", container, hide=True, warn=True)
+            engine.remove_containers(c, container, hide=True, warn=True)
         start = ["run", "--detach", "--name", container, "--label", f"{ROLE}=dev"]
         start += ["--volume", f"{ROOT}:/project:ro", "--workdir", "/project"]
         engine.docker(c, *start, bootstrap.base(c), "sleep", "infinity", echo=True, hide="stdout")
@@ -568,9 +568,7 @@ def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
     engine.require(c)
     containers = owned.containers(c, base)
     if containers:
-        engine.docker(
-            c, "container", "rm", "--force", "--volumes", *containers, echo=True, hide="stdout"
-        )
+        engine.remove_containers(c, *containers, echo=True, hide="stdout")
     # Without --base the base stays; its untagged leftovers (IDs, of an upgrade) go all the same.
     bases = owned.images(c, role="base")
     kept = [] if base else [ref for ref in bases if not ref.startswith("sha256:")]
@@ -579,8 +577,8 @@ def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
         engine.docker(c, "image", "rm", "--force", *images, echo=True, hide="stdout", warn=True)
     owned.forget_removed(c)
     print(f"removed {len(containers)} containers and {len(images)} images of {NAME}")
-    if build_cache and confirm("Prune this engine's whole build cache, for every project?", yes):
-        engine.docker(c, "builder", "prune", "--force", echo=True)
+    if build_cache:
+        engine.prune_build_cache(c, yes)
 
 
 # The platforms that `inv bench` measures: the engine's own, and the other one, emulated.
@@ -667,9 +665,7 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
     # Pulled by digest under a throwaway name: what the registry serves is what gets tested.
     for platform in sources:
         throwaway = f"{NAME}-verify:{os.getpid()}-{platforms.suffix(platform)}"
-        registry.require_ok(
-            engine.docker(c, "pull", "--platform", platform, reference, echo=True, warn=True), url
-        )
+        registry.pull(c, platform, reference)
         engine.docker(c, "tag", reference, throwaway, echo=True)
         if len(sources) > 1:  # the list's digest names each platform's: the next one needs it
             engine.docker(c, "image", "rm", reference, hide=True, warn=True)

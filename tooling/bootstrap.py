@@ -17,16 +17,20 @@ from tooling.commands import ok
 from tooling.project import NAME, ROLE
 
 # A Python slim image, from Debian packages: what the official python:*-slim images install.
-DEBOOTSTRAP = [
-    "debootstrap",
-    "--variant=minbase",
-    "--include=python3,python3-venv,ca-certificates,netbase,tzdata",
-]
+PACKAGES = "--include=python3,python3-venv,ca-certificates,netbase,tzdata"
+DEBOOTSTRAP = ["debootstrap", "--variant=minbase", PACKAGES]
 # What a slim image leaves out: documentation, translations, apt's lists and caches.
 NOT_IN_SLIM = ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
                "var/lib/apt/lists", "var/cache/apt"]  # fmt: skip
+# The same root, made by an unprivileged user (in a user namespace), straight into a tar.
+MMDEBSTRAP = [
+    "mmdebstrap", "--mode=unshare", "--variant=minbase", PACKAGES,
+    f"--customize-hook=cd \"$1\" && rm -rf {' '.join(NOT_IN_SLIM)}",
+]  # fmt: skip
 # The state of Debian's archive that a bootstrapped base is current with (docker/outdated.py).
 STATE = f"{NAME}.debian-state"
+# What an engine puts in every container, Docker's and Podman's, which the base never held.
+ENGINE_FILES = {".dockerenv", "run/.containerenv"}
 _said: set[str] = set()  # what this process has said of the bases, said once
 # The root becomes an image by a build, which (unlike `docker import`) records its platform.
 DOCKERFILE = """\
@@ -41,7 +45,7 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
     """The base image to build PLATFORM on (default: the engine's own platform)."""
     platform = platform or platforms.own(c)
     wanted = pythons.base(c)
-    if not force and _platform_of(c, wanted) == platform:
+    if not force and engine.platform_of(c, wanted) == platform:
         return wanted
     release = pythons.DEBIAN.get(pythons.version(c), "none")
     local = _bootstrapped(c, platform)
@@ -67,10 +71,11 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
             f"error: cannot pull {wanted}, and bootstrapping is off. Make {wanted} available "
             "(docker pull, docker load), or set docker.bootstrap (INVOKE_DOCKER_BOOTSTRAP=1)."
         )
-    if not shutil.which("debootstrap") or os.geteuid() != 0:
+    if not _bootstrapper():
         raise Exit(
-            f"error: cannot pull {wanted}, and bootstrapping {local} needs root and debootstrap "
-            "(apt-get install debootstrap). Make the base available, or run as root."
+            f"error: cannot pull {wanted}, and bootstrapping {local} needs debootstrap and root, "
+            "or mmdebstrap (apt-get install mmdebstrap), which needs neither. Make the base "
+            "available, or install one."
         )
     platforms.require_emulation(c, platform)  # debootstrap runs the target's own programs
     print(f"cannot pull {wanted}: bootstrapping {local} from Debian {suite} (a minute or more)")
@@ -92,7 +97,7 @@ def native(c: Context, platform: str, used: str) -> str | None:
     release than ours)."""
     own = platforms.own(c)
     ours = _bootstrapped(c, own)
-    if platform == own or used == pythons.base(c) or _platform_of(c, ours) != own:
+    if platform == own or used == pythons.base(c) or engine.platform_of(c, ours) != own:
         return None
     return ours
 
@@ -114,27 +119,30 @@ def _share(c: Context, local: str, shared: str | None) -> None:
         stamps.record(c, step, identity)
 
 
-def _platform_of(c: Context, ref: str) -> str | None:
-    """The platform of the local image REF, such as linux/arm64; None where there is none."""
-    template = "{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}"
-    return engine.probe(c, "image", "inspect", "--format", template, ref).stdout.strip() or None
-
-
 def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
     """Make the image TAG for PLATFORM from Debian SUITE, labelled as the project's own, with
     the security and point updates that debootstrap's one suite lacks."""
+    arch, tool = f"--arch={platforms.debian(platform)}", _bootstrapper()
+    fix = "Check that Debian's package archive can be reached, then run `inv base`."
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
-        root, context = Path(folder) / "root", Path(folder) / "context"
-        argv = [*DEBOOTSTRAP, f"--arch={platforms.debian(platform)}", suite, str(root)]
-        ok(
-            c.run(shlex.join(argv), echo=True, hide="stdout", warn=True),
-            what="debootstrap",
-            fix="Check that Debian's package archive can be reached, then run `inv base`.",
-        )
-        c.run(shlex.join(["rm", "-rf", *(f"{root}/{path}" for path in NOT_IN_SLIM)]), echo=True)
-        c.run(shlex.join(["tar", "-C", str(root), "-cf", f"{folder}/rootfs.tar", "."]), echo=True)
-        _image(c, tag, platform, Path(folder) / "rootfs.tar", context)
+        root, rootfs = Path(folder) / "root", Path(folder) / "rootfs.tar"
+        if tool == "mmdebstrap":  # in a user namespace of its own: no root needed
+            argv = [*MMDEBSTRAP, arch, suite, str(rootfs)]
+            ok(c.run(shlex.join(argv), echo=True, hide="both", warn=True), what=tool, fix=fix)
+        else:
+            argv = [*DEBOOTSTRAP, arch, suite, str(root)]
+            ok(c.run(shlex.join(argv), echo=True, hide="stdout", warn=True), what=tool, fix=fix)
+            c.run(shlex.join(["rm", "-rf", *(f"{root}/{path}" for path in NOT_IN_SLIM)]), echo=True)
+            c.run(shlex.join(["tar", "-C", str(root), "-cf", str(rootfs), "."]), echo=True)
+        _image(c, tag, platform, rootfs, Path(folder) / "context")
     _upgrade(c, tag, platform)
+
+
+def _bootstrapper() -> str | None:
+    """What makes a Debian root here: debootstrap, as root; else mmdebstrap, as anyone."""
+    if shutil.which("debootstrap") and os.geteuid() == 0:
+        return "debootstrap"
+    return "mmdebstrap" if shutil.which("mmdebstrap") else None
 
 
 def _image(
@@ -224,7 +232,7 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
             rootfs = _without_engine_files(exported)
             _image(c, tag, platform, rootfs, Path(folder) / "context", state)
     finally:
-        engine.docker(c, "container", "rm", "--force", container, hide=True, warn=True)
+        engine.remove_containers(c, container, hide=True, warn=True)
     print(f"{tag}: upgraded to Debian's current versions in {time.monotonic() - start:.0f} s")
 
 
@@ -234,6 +242,6 @@ def _without_engine_files(exported: Path) -> Path:
     if exported.is_file():
         with tarfile.open(exported) as source, tarfile.open(kept, "w") as target:
             for member in source:
-                if member.name.removeprefix("./") != ".dockerenv":
+                if member.name.removeprefix("./") not in ENGINE_FILES:
                     target.addfile(member, source.extractfile(member) if member.isfile() else None)
     return kept

@@ -1,12 +1,17 @@
-"""The Docker Engine: the configured CLI, quiet probes, and one clear line when it cannot serve."""
+"""The engine: the configured CLI, quiet probes, and one clear line when it cannot serve.
 
+The Docker Engine's, or rootless Podman's: tooling/podman.py holds what Podman does
+otherwise, and the functions here ask it where they must."""
+
+import json
 import re
 import shlex
 import shutil
 
 from invoke import Context, Exit, Result
 
-from tooling import secrets
+from tooling import podman, secrets
+from tooling.commands import confirm
 from tooling.commands import probe as _probe
 from tooling.project import ROLE
 
@@ -35,7 +40,10 @@ def probe(c: Context, *args: str) -> Result:
 
 
 def answers(c: Context) -> Result:
-    """Ask the engine its version: the answer's .ok says whether one serves this CLI."""
+    """Ask the engine its version: the answer's .ok says whether one serves this CLI. Podman
+    has no daemon to ask: its CLI is the engine, and `info` shows it working."""
+    if podman.chosen(c):
+        return probe(c, "info", "--format", "{{.Version.Version}}")
     return probe(c, "version", "--format", "{{.Server.Version}}")
 
 
@@ -48,6 +56,12 @@ def require(c: Context) -> None:
             "Docker Desktop), or point INVOKE_DOCKER_COMMAND at a docker CLI."
         )
     answer = answers(c)
+    if not answer.ok and podman.chosen(c):
+        reason = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise Exit(
+            f"error: podman cannot run containers here ({reason}). Run `podman info` to see "
+            "why; rootless, the user needs ranges in /etc/subuid and /etc/subgid."
+        )
     if not answer.ok:
         reason = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
         raise Exit(
@@ -59,7 +73,7 @@ def require(c: Context) -> None:
 def require_buildkit(c: Context) -> None:
     """End with a clear line when the engine is missing or the CLI cannot build with BuildKit."""
     require(c)
-    if probe(c, "buildx", "version").ok:
+    if podman.chosen(c) or probe(c, "buildx", "version").ok:  # Podman builds with Buildah
         return
     client = probe(c, "version", "--format", "{{.Client.Version}}").stdout.strip()
     major = client.partition(".")[0]
@@ -79,9 +93,12 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
     HIDE keeps the log to itself (the command is still shown)."""
     with secrets.build_secrets(c) as flags:
         env = {"DOCKER_BUILDKIT": "1"}
+        flags += podman.BUILD if podman.chosen(c) else []
         result = docker(c, *argv, *flags, ".", env=env, echo=True, warn=True, hide=hide)
     if result.failed:
-        said = STEP_ERROR.findall(result.stdout + result.stderr)
+        said = (podman.STEP_ERROR if podman.chosen(c) else STEP_ERROR).findall(
+            result.stdout + result.stderr
+        )
         reason = said[-1] if said else "error: the build failed at the step shown above."
         kept = f" ({keeps} still holds what it held before.)" if keeps else ""
         raise Exit(f"{reason}{kept}", code=result.exited)
@@ -91,11 +108,48 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
 def throwaway(platform: str, role: str = "run") -> list[str]:
     """`docker run` arguments for one throwaway container on PLATFORM, labelled as the project's
     own, in ROLE (`clean` finds any that an interrupted task left), and never pulled."""
-    return ["run", "--rm", "--pull", "never", "--platform", platform, "--label", f"{ROLE}={role}"]
+    return ["run", "--rm", "--pull=never", "--platform", platform, "--label", f"{ROLE}={role}"]
+
+
+def remove_containers(c: Context, *containers: str, **kwargs) -> Result:
+    """Remove CONTAINERS, running or not, and their anonymous volumes, at once (Podman would
+    give each 10 s to stop)."""
+    now = ["--time", "0"] if podman.chosen(c) else []
+    return docker(c, "container", "rm", "--force", *now, "--volumes", *containers, **kwargs)
+
+
+def prune_build_cache(c: Context, yes: bool) -> None:
+    """Prune the engine's whole build cache, which other projects share, once the user says
+    so (YES says so for scripts). Podman has no command for its cache alone: its `builder
+    prune` removes every dangling image, of every project."""
+    if podman.chosen(c):
+        print("warning: podman cannot prune its build cache alone: it was left as it is")
+    elif confirm("Prune this engine's whole build cache, for every project?", yes):
+        docker(c, "builder", "prune", "--force", echo=True)
 
 
 def image_id(c: Context, ref: str) -> str | None:
-    return probe(c, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() or None
+    found = probe(c, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    return podman.image_id(found) if found else None
+
+
+def own_platform(c: Context) -> str | None:
+    """The platform that the engine runs without emulation, such as linux/amd64: its daemon's,
+    or the host's where Podman runs (it has no daemon); None where it cannot tell."""
+    if podman.chosen(c):
+        answer = probe(c, "info", "--format", "{{.Host.OS}}/{{.Host.Arch}}")
+    else:
+        answer = probe(c, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
+    return answer.stdout.strip() if answer.ok else None
+
+
+def platform_of(c: Context, ref: str) -> str | None:
+    """The platform of the local image REF, such as linux/arm/v7; None where there is none.
+    (Podman's inspect has no variant to template: the JSON has it where there is one.)"""
+    answer = probe(c, "image", "inspect", ref)  # Podman answers [] where there is none
+    [inspected] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
+    parts = [inspected.get("Os"), inspected.get("Architecture"), inspected.get("Variant")]
+    return "/".join(part for part in parts if part) if parts[0] else None
 
 
 def image_size(c: Context, ref: str) -> str:
@@ -114,26 +168,34 @@ def ids(c: Context, *args: str) -> list[str]:
 
 
 def cache_missed(log: str) -> bool:
-    """Whether a build whose BuildKit LOG is given failed to import a cache it was given."""
+    """Whether a build whose BuildKit LOG is given failed to import a cache it was given (a
+    Buildah build is given none)."""
     imports = re.findall(r"^#(\d+) importing cache manifest from ", log, re.MULTILINE)
     return any(re.search(rf"^#{step} ERROR", log, re.MULTILINE) for step in imports)
 
 
-def _steps_run(log: str) -> list[tuple[str, str]]:
-    """The steps that a build whose BuildKit LOG (plain progress) is given really ran, not taken
-    from a cache: what its brackets hold ("linux/arm64 sdists 2/4") and its title ("RUN ...")."""
+def _steps_run(log: str) -> list[tuple[str | None, str]]:
+    """The steps that a build whose LOG is given really ran, not taken from a cache: each one's
+    stage (None where the log does not name it) and title ("RUN ..."). BuildKit's (plain
+    progress) names the stage in brackets, "[linux/arm64 sdists 2/4]"; Buildah's, Podman's,
+    otherwise (tooling/podman.py)."""
+    if podman.wrote(log):
+        return podman.steps_run(log)
     cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
-    steps = {step: (where, title) for step, where, title in STEP.findall(log)}
-    return [placed for step, placed in steps.items() if step not in cached]
+    steps = {step: (where.split(), title) for step, where, title in STEP.findall(log)}
+    return [
+        (words[-2] if len(words) >= 2 and re.match(r"\d+/\d+$", words[-1]) else None, title)
+        for step, (words, title) in steps.items()
+        if step not in cached
+    ]
 
 
 def stages_ran(log: str) -> set[str]:
-    """The stages of which a build whose BuildKit LOG is given really ran a step."""
-    placed = (where.split() for where, _ in _steps_run(log))  # [PLATFORM] STAGE K/N
-    return {words[-2] for words in placed if len(words) >= 2 and re.match(r"\d+/\d+$", words[-1])}
+    """The stages of which a build whose LOG is given really ran a step."""
+    return {stage for stage, _ in _steps_run(log) if stage}
 
 
 def ran(log: str) -> list[str]:
-    """The RUN steps that a build whose BuildKit LOG (plain progress) is given really ran: not
-    taken from a cache. Under --dry, or where the log shows no step at all, none."""
+    """The RUN steps that a build whose LOG is given really ran: not taken from a cache. Under
+    --dry, or where the log shows no step at all, none."""
     return [title for _, title in _steps_run(log) if title.startswith("RUN ")]

@@ -20,7 +20,7 @@ name), of a process that was killed.
 
 from invoke import Context
 
-from tooling import engine
+from tooling import engine, podman
 from tooling.project import NAME, ROLE, STAMPS
 
 LEDGER = STAMPS / "images"  # "ID NAME:TAG", a line for each image the tasks built
@@ -54,7 +54,8 @@ def images(c: Context, role: str | None = None) -> list[str]:
         c, "image", "ls", "--no-trunc", "--filter", label,
         "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
     )  # fmt: skip
-    rows = [line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line]
+    pairs = (line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line)
+    rows = [(image, podman.name(ref)) for image, ref in pairs]  # as the tasks named them
     recorded, ours = _recorded(), repositories(c)
     recorded_ids = {known for known, _ in recorded}
 

@@ -24,8 +24,7 @@ _engine_platform: dict[str, str] = {}  # asked once a process
 def own(c: Context) -> str:
     """The engine's own platform, such as linux/amd64."""
     if "platform" not in _engine_platform:
-        answer = engine.probe(c, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
-        _engine_platform["platform"] = answer.stdout.strip() if answer.ok else "linux/amd64"
+        _engine_platform["platform"] = engine.own_platform(c) or "linux/amd64"
     return _engine_platform["platform"]
 
 

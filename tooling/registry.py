@@ -8,14 +8,18 @@ and a slower, correct build.
 
 import ipaddress
 import json
+import os
 import re
 import socket
+import tempfile
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from invoke import Context, Exit, Result
 
-from tooling import engine, owned, platforms, pythons
+from tooling import engine, owned, platforms, podman, pythons
+from tooling.project import NAME
 
 _answers: dict[str, bool] = {}  # each cache registry is asked once a process
 
@@ -38,15 +42,36 @@ def push(c: Context, source: str, remote: str) -> str:
     """Tag SOURCE as REMOTE and push it to registry.url; return the digest the registry gave."""
     engine.docker(c, "tag", source, remote, echo=True)
     owned.built(c, engine.image_id(c, remote), remote)  # a name the tasks gave: `clean`'s
-    pushed = engine.docker(c, "push", remote, echo=True, warn=True)
-    require_ok(pushed, c.registry.url)
-    found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+    with tempfile.TemporaryDirectory() as folder:
+        written = Path(folder) / "digest"  # where Podman writes it; Docker prints it
+        told = ["--digestfile", str(written)] if podman.chosen(c) else []
+        pushed = engine.docker(c, "push", *tls(c, remote), *told, remote, echo=True, warn=True)
+        require_ok(pushed, c.registry.url)
+        found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+        if written.is_file():
+            return written.read_text().strip()
     return found[1] if found else "unknown"  # none under --dry
+
+
+def pull(c: Context, platform: str, reference: str) -> None:
+    """Pull REFERENCE's PLATFORM image from registry.url, or end with one line."""
+    pulled = engine.docker(
+        c, "pull", *tls(c, reference), "--platform", platform, reference, echo=True, warn=True
+    )
+    require_ok(pulled, c.registry.url)
+
+
+def tls(c: Context, reference: str) -> list[str]:
+    """Podman's flag to reach REFERENCE's registry over plain HTTP where Docker's would
+    (loopback, and insecure-registries): Podman asks for TLS of every registry, unless told."""
+    return ["--tls-verify=false"] if podman.chosen(c) and insecure_registry(c, reference) else []
 
 
 def push_list(c: Context, repository: str, tags: list[str], images: list[str]) -> str:
     """Push a manifest list of IMAGES (pushed already, by digest) under each of TAGS; return
     the list's digest."""
+    if podman.chosen(c):
+        return _push_list_podman(c, repository, tags, images)
     # The manifest commands reach a plain-HTTP registry only when told, unlike push and pull.
     insecure = ["--insecure"] if insecure_registry(c, repository) else []
     for tag in tags:
@@ -59,6 +84,29 @@ def push_list(c: Context, repository: str, tags: list[str], images: list[str]) -
         )
         require_ok(pushed, c.registry.url)
     return pushed.stdout.strip().splitlines()[-1] if pushed.stdout.strip() else "unknown"
+
+
+def _push_list_podman(c: Context, repository: str, tags: list[str], images: list[str]) -> str:
+    """push_list() with Podman's manifest commands: the list is made here, of the images in
+    the registry, pushed under each tag, and removed here after."""
+    listed, flags = f"{NAME}-list:{os.getpid()}", tls(c, repository)
+    engine.docker(c, "manifest", "create", listed, echo=True, hide="stdout")
+    try:
+        for image in images:
+            added = engine.docker(c, "manifest", "add", *flags, listed, f"docker://{image}",
+                                  echo=True, hide="stdout", warn=True)  # fmt: skip
+            require_ok(added, c.registry.url)
+        with tempfile.TemporaryDirectory() as folder:
+            written = Path(folder) / "digest"
+            for tag in tags:
+                pushed = engine.docker(
+                    c, "manifest", "push", "--all", *flags, "--digestfile", str(written),
+                    listed, f"docker://{repository}:{tag}", echo=True, warn=True,
+                )  # fmt: skip
+                require_ok(pushed, c.registry.url)
+            return written.read_text().strip() if written.is_file() else "unknown"
+    finally:
+        engine.docker(c, "manifest", "rm", listed, hide=True, warn=True)
 
 
 def has(c: Context, reference: str) -> bool:

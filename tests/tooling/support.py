@@ -17,6 +17,7 @@ from tooling.sandbox import free_port, wait_until  # noqa: F401 # the tests' too
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = shlex.split(os.environ.get("INVOKE_DOCKER_COMMAND", "docker"))
+PODMAN = Path(DOCKER[0]).name == "podman"  # the engine under test is rootless Podman
 ROLE = "my-project.role"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 

@@ -535,7 +535,7 @@ def test_the_import_check_runs_hardened_and_names_each_module_that_fails():
     assert "failed to find libmagic" in line and "docker.runtime_packages" in line
     [run] = [command for command in commands(c) if command.startswith("docker run ")]
     hardened = ["--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
-                "--network none", "--pull never", "--entrypoint /opt/venv/bin/python"]  # fmt: skip
+                "--network none", "--pull=never", "--entrypoint /opt/venv/bin/python"]  # fmt: skip
     assert all(flag in run for flag in hardened)
 
 
@@ -582,7 +582,7 @@ def test_a_module_that_kills_the_interpreter_is_named_and_the_rest_still_checked
 
 
 RUN = (
-    "docker run --rm --pull never --platform linux/amd64 --label my-project.role=run"
+    "docker run --rm --pull=never --platform linux/amd64 --label my-project.role=run"
     " my-project:0.1.0"
 )
 HAVE_IMAGE = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
@@ -738,15 +738,14 @@ def base_context(*checks: Result, made: str = "s1", **config) -> MockContext:
     """A context whose bootstrapped base is BASE, current with Debian's archive as it was in
     state MADE, and whose archive answers CHECKS in turn."""
     inspect = f"docker image inspect --format '{{{{.Id}}}}' {BASE}"
-    template = "{{.Os}}/{{.Architecture}}{{with .Variant}}/{{.}}{{end}}"
     label = '{{index .Config.Labels "my-project.debian-state"}}'
     state = f"docker image inspect --format '{label}' {BASE}"
     return docker_context(
         {
-            f"docker image inspect --format '{template}' python:3.13-slim": failed(),
+            "docker image inspect python:3.13-slim": failed(),
             inspect: Result(stdout="sha256:base\n"),
             state: Result(stdout=f"{made}\n"),
-            re.compile(r"^docker run --rm --pull never .* python3 -c "): list(checks),
+            re.compile(r"^docker run --rm --pull=never .* python3 -c "): list(checks),
             # The upgrade: it says the state of the archive it upgraded from.
             re.compile(r"^docker run --name "): Result(stdout='{"state": "s2"}\n'),
             re.compile(r"^docker (export|build|container rm) "): Result(),
@@ -1159,3 +1158,17 @@ def test_the_stages_that_ran_are_read_off_buildkit_s_log():
     log = ("#5 [linux/arm64 sdists 2/4] RUN apt-install\n#6 [builder 3/9] COPY x /\n#6 CACHED\n"
            "#7 [app 1/2] COPY main.py /app/\n#8 [internal] load build context\n")  # fmt: skip
     assert engine.stages_ran(log) == {"sdists", "app"}
+
+
+def test_the_steps_that_ran_are_read_off_buildah_s_log():
+    """Podman's log: stages that interleave, each named by its first step alone."""
+    log = (
+        "[1/3] STEP 1/2: FROM base:1 AS system\n[1/3] STEP 2/2: RUN apt-install x\n"
+        "--> Using cache 0123abcd\n--> 0123abcd\n"
+        "[2/3] STEP 1/3: FROM 0123abcd AS sdists\n[2/3] STEP 2/3: COPY a /\n"
+        "[3/3] STEP 1/2: FROM base:1 AS app\n[3/3] STEP 2/2: RUN make\nbuilt\n--> 4567\n"
+        "[2/3] STEP 3/3: RUN pip-install\n--> Using cache 89ab\n"
+    )
+    # The COPY's answer never came before another stage's line: it counts as run.
+    assert engine.stages_ran(log) == {"sdists", "app"}
+    assert engine.ran(log) == ["RUN make"]
