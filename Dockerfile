@@ -170,10 +170,11 @@ COPY --from=tree /rootfs /
 # takes files from (libpq5 for psycopg2, say), installed, and the same unprivileged user. No
 # installer: official Python images carry pip in /usr/local; Debian's python3 has none.
 FROM base AS slim
-RUN --mount=type=bind,from=rootfs,source=/rootfs.packages,target=/tmp/packages \
+# The rootfs stage is mounted whole: Podman's Buildah (1.28) cannot mount one file of a stage.
+RUN --mount=type=bind,from=rootfs,target=/tmp/rootfs \
     --mount=type=bind,source=docker/apt-install,target=/usr/local/bin/apt-install \
     set -eu; \
-    xargs --no-run-if-empty apt-install docker.runtime_packages < /tmp/packages; \
+    xargs --no-run-if-empty apt-install docker.runtime_packages < /tmp/rootfs/rootfs.packages; \
     groupadd --gid 10001 app; \
     useradd --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app; \
     rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip \

@@ -574,7 +574,7 @@ def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
     kept = [] if base else [ref for ref in bases if not ref.startswith("sha256:")]
     images = [image for image in owned.images(c) if image not in kept]
     if images:
-        engine.docker(c, "image", "rm", "--force", *images, echo=True, hide="stdout", warn=True)
+        engine.remove_images(c, *images, echo=True, hide="stdout", warn=True)
     owned.forget_removed(c)
     print(f"removed {len(containers)} containers and {len(images)} images of {NAME}")
     if build_cache:

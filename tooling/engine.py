@@ -7,14 +7,16 @@ import json
 import re
 import shlex
 import shutil
+from collections.abc import Callable
 
 from invoke import Context, Exit, Result
 
-from tooling import podman, secrets
+from tooling import podman, secrets, stamps
 from tooling.commands import confirm
 from tooling.commands import probe as _probe
-from tooling.project import ROLE
+from tooling.project import ROLE, ROOT
 
+DOCKERFILE = ROOT / "Dockerfile"
 # A build step's title in BuildKit's plain output: "#12 [builder 6/10] RUN ...".
 STEP = re.compile(r"^#(\d+) \[([^\]]*)\] (.*)$", re.MULTILINE)
 # A build step's line of BuildKit's plain output: "#12 3.456 error: ...".
@@ -93,8 +95,14 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
     HIDE keeps the log to itself (the command is still shown)."""
     with secrets.build_secrets(c) as flags:
         env = {"DOCKER_BUILDKIT": "1"}
-        flags += podman.BUILD if podman.chosen(c) else []
+        record = None
+        if podman.chosen(c):
+            flags += [*podman.BUILD, *podman.labels(DOCKERFILE.read_text(), argv)]
+            fresh, record = _podman_cache(c, argv)
+            flags += fresh
         result = docker(c, *argv, *flags, ".", env=env, echo=True, warn=True, hide=hide)
+    if result.ok and record:
+        record()
     if result.failed:
         said = (podman.STEP_ERROR if podman.chosen(c) else STEP_ERROR).findall(
             result.stdout + result.stderr
@@ -103,6 +111,27 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
         kept = f" ({keeps} still holds what it held before.)" if keeps else ""
         raise Exit(f"{reason}{kept}", code=result.exited)
     return result.stdout + result.stderr
+
+
+def _podman_cache(c: Context, argv: list[str]) -> tuple[list[str], Callable[[], None]]:
+    """`--no-cache` where a stage that the Podman build ARGV needs was not built here from
+    what it is made of now (tooling/podman.py says why), said in one line; and what records,
+    once the build has succeeded, that its stages were."""
+    named = [value.split("=", 1)[1] for value in argv
+             if value.startswith(("BASE_IMAGE=", "BUILD_IMAGE="))]  # fmt: skip
+    key, made = podman.inputs(argv, [image_id(c, name) for name in named])
+    needed = podman.stages(DOCKERFILE.read_text(), argv)
+    found = (stamps.read(f"podman-{key}") or "").split()
+    built = set(found[1:]) if found[:1] == [made] else set()
+
+    def record() -> None:
+        stamps.record(c, f"podman-{key}", " ".join([made, *sorted(built | needed)]))
+
+    if "--no-cache" in argv or needed <= built:
+        return [], record
+    print("podman: a stage that this build mounts was not built here from what it is made of "
+          "now: it runs without the cache, which Buildah would mount stale or empty")  # fmt: skip
+    return ["--no-cache"], record
 
 
 def throwaway(platform: str, role: str = "run") -> list[str]:
@@ -116,6 +145,14 @@ def remove_containers(c: Context, *containers: str, **kwargs) -> Result:
     give each 10 s to stop)."""
     now = ["--time", "0"] if podman.chosen(c) else []
     return docker(c, "container", "rm", "--force", *now, "--volumes", *containers, **kwargs)
+
+
+def remove_images(c: Context, *images: str, **kwargs) -> Result:
+    """Remove IMAGES (names, or IDs of untagged ones), as far as nothing else holds them.
+    Docker's --force untags an image that a container uses, and leaves both; Podman's would
+    remove the container, someone else's included: Podman is not forced."""
+    force = [] if podman.chosen(c) else ["--force"]
+    return docker(c, "image", "rm", *force, *images, **kwargs)
 
 
 def prune_build_cache(c: Context, yes: bool) -> None:

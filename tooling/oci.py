@@ -3,9 +3,9 @@ docker CLI cannot do, such as pushing a signature or an attestation beside an im
 
 Blobs go up with a monolithic upload (POST, then PUT with the digest), manifests with PUT;
 both come back with GET. Credentials are those of `docker login` (~/.docker/config.json's
-`auths`), offered where the registry asks: Basic, or a Bearer token from its realm. A
-registry that the engine reaches over plain HTTP (loopback, insecure-registries) is reached
-so here too.
+`auths`) or `podman login` (its auth.json, of the same form), offered where the registry
+asks: Basic, or a Bearer token from its realm. A registry that the engine reaches over plain
+HTTP (loopback, insecure-registries) is reached so here too.
 """
 
 import base64
@@ -149,15 +149,19 @@ def _authorization(challenge: str, host: str) -> str | None:
 
 
 def _credentials(host: str) -> str | None:
-    """`docker login`'s base64 user:password for HOST, where the config file holds it."""
-    folder = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    try:
-        auths = json.loads((folder / "config.json").read_text()).get("auths", {})
-    except (OSError, ValueError):
-        return None
-    for name, entry in auths.items():
-        if re.sub(r"^https?://", "", name).split("/")[0] == host and entry.get("auth"):
-            return entry["auth"]
+    """`docker login`'s base64 user:password for HOST, where its config file holds it; or
+    `podman login`'s, in the file that Podman keeps them in, of the same form."""
+    docker = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    runtime = Path(os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}"))
+    podman = os.environ.get("REGISTRY_AUTH_FILE", runtime / "containers" / "auth.json")
+    for file in (Path(podman), Path.home() / ".config" / "containers" / "auth.json", docker):
+        try:
+            auths = json.loads(file.read_text()).get("auths", {})
+        except (OSError, ValueError):
+            continue
+        for name, entry in auths.items():
+            if re.sub(r"^https?://", "", name).split("/")[0] == host and entry.get("auth"):
+                return entry["auth"]
     return None
 
 

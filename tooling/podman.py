@@ -12,6 +12,16 @@ Docker's commands and flags, and tooling/engine.py asks this module where the tw
   created at the epoch, where Docker's says the commit's time (tooling/reproducible.py). The
   labels say the commit's time on both. Every build is told, so that what one build leaves
   in the cache is what another would have made.
+- Buildah (1.28) finds a LABEL step in its cache by the step's text alone, not the values of
+  the build arguments that it reads: an image would keep an older commit's revision. The
+  labels that read one go on the command line too, with their values, which Buildah adds
+  as a last step of their own: a new revision relabels the image, and rebuilds nothing else.
+- Buildah (1.28) mounts a stage that it took whole from its cache (`RUN --mount=from=STAGE`)
+  as an empty folder, and finds a step that mounts a stage in its cache whatever that stage
+  now holds. So a build whose inputs, the app's files aside, are not those of the last build
+  here of its target and platform runs without the cache: then every stage is built, and
+  each mount holds what it must. The app's own files feed no stage that is mounted: an edit
+  of the app is a cached build, as on Docker.
 - `inspect` gives an image's ID without `sha256:`, and no variant; names read
   `localhost/NAME:TAG`.
 - `rm --force` stops a container with SIGTERM and 10 s of grace, unless told `--time 0`.
@@ -20,11 +30,16 @@ Docker's commands and flags, and tooling/engine.py asks this module where the tw
 - A manifest list is made of local images, named `containers-storage:REF`.
 """
 
+import hashlib
+import itertools
 import re
 import shlex
 from pathlib import Path
 
 from invoke import Context
+
+from tooling import stamps
+from tooling.project import ROOT
 
 # A step's title in Buildah's log: "[2/14] STEP 3/6: RUN ...", without "[k/n] " where one
 # stage is built.
@@ -35,7 +50,76 @@ FROM = re.compile(r"^FROM \S+ AS (\S+)$", re.IGNORECASE)
 # What a build step printed of its error, as Buildah passes it through: "error: ...".
 STEP_ERROR = re.compile(r"^(error: .+\.)$", re.MULTILINE)
 BUILD = ["--timestamp", "0"]  # every build's own flags
+# What the stages that a build mounts are made of (the app's files are not): the build
+# context's other files. And what changes with each commit alone: the labels' values.
+MOUNTED_FROM = ["Dockerfile", "docker", "requirements.txt", "requirements-test.txt"]
+PER_COMMIT = {"REVISION", "CREATED"}
 LOCAL = "localhost/"  # the repository host of the images that Podman names here
+
+
+def labels(dockerfile: str, argv: list[str]) -> list[str]:
+    """`--label NAME=VALUE` for each label that the DOCKERFILE's stage that the build ARGV
+    targets sets from a build argument, with the value that ARGV gives that argument."""
+    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
+    args = dict(value.split("=", 1) for value in given)
+    target = argv[argv.index("--target") + 1] if "--target" in argv else None
+    flags, stage = [], None
+    for line in re.sub(r"\\\n", " ", dockerfile).splitlines():  # an instruction a line
+        words = line.split()
+        if words and words[0].upper() == "FROM":
+            stage = words[-1] if len(words) > 2 and words[-2].upper() == "AS" else None
+        elif len(words) > 1 and words[0].upper() == "ARG" and stage == target:
+            name, _, default = words[1].partition("=")
+            args.setdefault(name, default.strip('"'))
+        elif words and words[0].upper() == "LABEL" and stage == target:
+            read = [item for item in shlex.split(line)[1:] if "$" in item]
+            flags += [flag for item in read for flag in ("--label", _expand(item, args))]
+    return flags
+
+
+def _expand(text: str, args: dict[str, str]) -> str:
+    """TEXT with each ${NAME} (or $NAME) that ARGS give replaced by its value."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda found: args.get(found[1], found[0]), text)
+
+
+def inputs(argv: list[str], bases: list[str | None]) -> tuple[str, str]:
+    """The build ARGV's platform, and a fingerprint of what the stages it mounts are made of:
+    the Dockerfile, docker/, the requirements, the build's arguments (but the labels' commit
+    and time) and its base images' IDs, BASES."""
+    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
+    args = [value for value in given if value.split("=", 1)[0] not in PER_COMMIT]
+    platform = dict(itertools.pairwise(argv)).get("--platform", "")
+    fingerprint = stamps.digest(*(str(ROOT / path) for path in MOUNTED_FROM))
+    made = "\0".join([fingerprint, *args, *map(str, bases), platform])
+    return platform.replace("/", "-"), hashlib.sha256(made.encode()).hexdigest()
+
+
+def stages(dockerfile: str, argv: list[str]) -> set[str]:
+    """The stages of DOCKERFILE that the build ARGV builds: its target's, and those that it
+    starts FROM, copies from or mounts, in turn."""
+    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
+    args = dict(value.split("=", 1) for value in given)
+    needs: dict[str, set[str]] = {}
+    stage = None
+    for line in re.sub(r"\\\n", " ", dockerfile).splitlines():
+        words = line.split()
+        if words and words[0].upper() == "ARG" and stage is None and len(words) > 1:
+            name, _, default = words[1].partition("=")
+            args.setdefault(name, _expand(default.strip('"'), args))
+        elif words and words[0].upper() == "FROM":
+            stage = words[-1] if len(words) > 2 and words[-2].upper() == "AS" else str(len(needs))
+            image = next(word for word in words[1:] if not word.startswith("--"))
+            needs[stage] = {_expand(image, args)}
+        elif stage is not None:
+            needs[stage] |= set(re.findall(r"(?:--from=|[,\s]from=)([^,\s]+)", line))
+    target = dict(itertools.pairwise(argv)).get("--target", stage)
+    found, todo = set(), [target]
+    while todo:
+        name = todo.pop()
+        if name in needs and name not in found:
+            found.add(name)
+            todo += needs[name]
+    return found
 
 
 def chosen(c: Context) -> bool:

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import socket
 import tempfile
 import urllib.error
@@ -24,13 +25,14 @@ from tooling.project import NAME
 _answers: dict[str, bool] = {}  # each cache registry is asked once a process
 
 
-def require_ok(result: Result, registry: str) -> None:
-    """End with one line naming REGISTRY and the likely fix, when a push or pull failed."""
+def require_ok(c: Context, result: Result) -> None:
+    """End with one line naming registry.url and the likely fix, when a push or pull failed."""
     if result.ok:
         return
-    output = result.stdout + result.stderr
+    registry, output = c.registry.url, result.stdout + result.stderr
     if re.search(r"unauthorized|authentication required|no basic auth|denied", output, re.I):
-        fix = f"Log in first: `docker login {host(registry)}` (or your credential helper)."
+        cli = Path(shlex.split(c.docker.command)[0]).name  # docker, or podman
+        fix = f"Log in first: `{cli} login {host(registry)}` (or your credential helper)."
     else:
         fix = f"Check that {registry} is the right address and that it is up."
     raise Exit(
@@ -46,7 +48,7 @@ def push(c: Context, source: str, remote: str) -> str:
         written = Path(folder) / "digest"  # where Podman writes it; Docker prints it
         told = ["--digestfile", str(written)] if podman.chosen(c) else []
         pushed = engine.docker(c, "push", *tls(c, remote), *told, remote, echo=True, warn=True)
-        require_ok(pushed, c.registry.url)
+        require_ok(c, pushed)
         found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
         if written.is_file():
             return written.read_text().strip()
@@ -58,7 +60,7 @@ def pull(c: Context, platform: str, reference: str) -> None:
     pulled = engine.docker(
         c, "pull", *tls(c, reference), "--platform", platform, reference, echo=True, warn=True
     )
-    require_ok(pulled, c.registry.url)
+    require_ok(c, pulled)
 
 
 def tls(c: Context, reference: str) -> list[str]:
@@ -78,11 +80,11 @@ def push_list(c: Context, repository: str, tags: list[str], images: list[str]) -
         listed = f"{repository}:{tag}"
         created = engine.docker(c, "manifest", "create", *insecure, "--amend", listed, *images,
                                 echo=True, hide="stdout", warn=True)  # fmt: skip
-        require_ok(created, c.registry.url)
+        require_ok(c, created)
         pushed = engine.docker(
             c, "manifest", "push", *insecure, "--purge", listed, echo=True, warn=True
         )
-        require_ok(pushed, c.registry.url)
+        require_ok(c, pushed)
     return pushed.stdout.strip().splitlines()[-1] if pushed.stdout.strip() else "unknown"
 
 
@@ -95,7 +97,7 @@ def _push_list_podman(c: Context, repository: str, tags: list[str], images: list
         for image in images:
             added = engine.docker(c, "manifest", "add", *flags, listed, f"docker://{image}",
                                   echo=True, hide="stdout", warn=True)  # fmt: skip
-            require_ok(added, c.registry.url)
+            require_ok(c, added)
         with tempfile.TemporaryDirectory() as folder:
             written = Path(folder) / "digest"
             for tag in tags:
@@ -103,7 +105,7 @@ def _push_list_podman(c: Context, repository: str, tags: list[str], images: list
                     c, "manifest", "push", "--all", *flags, "--digestfile", str(written),
                     listed, f"docker://{repository}:{tag}", echo=True, warn=True,
                 )  # fmt: skip
-                require_ok(pushed, c.registry.url)
+                require_ok(c, pushed)
             return written.read_text().strip() if written.is_file() else "unknown"
     finally:
         engine.docker(c, "manifest", "rm", listed, hide=True, warn=True)
@@ -138,10 +140,14 @@ def insecure_registry(c: Context, reference: str) -> bool:
 
 
 def cache(c: Context) -> str | None:
-    """registry.cache, where it answers; else None, said once as a warning."""
+    """registry.cache, where it answers; else None, said once as a warning. Podman's builds
+    cannot use it: it is BuildKit's inline cache."""
     repository = (c.registry.cache or "").rstrip("/")
     if not repository or c.config.run.dry:
         return repository or None
+    if repository not in _answers and podman.chosen(c):
+        print(f"warning: registry.cache ({repository}) is BuildKit's; Podman builds without it")
+        _answers[repository] = False
     if repository not in _answers:
         scheme = "http" if insecure_registry(c, repository) else "https"
         url = f"{scheme}://{host(repository)}/v2/"  # the registry API's root: 200, or 401

@@ -104,8 +104,9 @@ def last_line(result: subprocess.CompletedProcess) -> str:
 
 
 def image_id(ref: str) -> str | None:
-    found = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
-    return found.stdout.strip() or None
+    """REF's ID, as Docker writes it: sha256:HEX (Podman's inspect leaves out sha256:)."""
+    found = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).stdout.strip()
+    return f"sha256:{found.removeprefix('sha256:')}" if found else None
 
 
 def project_things() -> tuple[list[str], list[str]]:
