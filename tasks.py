@@ -1,7 +1,7 @@
 """The workflow of my-project, one task per step, in the order a person runs them.
 
     inv venv lock install test export    # the app, proven on the laptop
-    inv base explore build run clean     # the image, on a Docker Engine
+    inv base explore build run clean     # the image, on a Docker Engine or rootless Podman
     inv release                          # all of it: from a fresh clone to a tested image
     inv keygen push; inv verify REF      # a signed release, checked against its source
 
@@ -9,8 +9,8 @@
 in `ns.configure` at the end of this file; invoke.yaml and INVOKE_* variables override them
 (for example INVOKE_PYTHON_VERSION=3.11). A task whose work is done says so and returns; a
 failure ends in one line that says what happened and what to do. The mechanics live in
-tooling/, a module a job: the engine, secrets, Pythons, the base image, cross builds,
-registries, the SBOM and provenance, signing.
+tooling/, a module a job: the engine (and what Podman does otherwise), secrets, Pythons, the
+base image, cross builds, registries, the SBOM and provenance, signing.
 """
 
 import json
@@ -594,6 +594,7 @@ def bench(c, runs=21):
     `inv release`, and start latency. Takes a quarter of an hour; run it on a quiet machine.
     It needs root, dockerd and docker-registry, for the empty engine and its registry.
     """
+    engine.require_docker(c, "the benchmark", "its baselines are BuildKit builds on dockerd")
     engine.require_buildkit(c)
     build(c)
     argv = [str(VENV / "bin" / "python"), "bench/bench.py", "--docker", c.docker.command]
@@ -807,7 +808,7 @@ ns.configure(
         # without them, pip's own index and CA bundle.
         "pypi": {"mirror": None, "cert": None},
         "docker": {
-            "command": "docker",  # INVOKE_DOCKER_COMMAND: a CLI that can build with BuildKit
+            "command": "docker",  # INVOKE_DOCKER_COMMAND: a BuildKit docker CLI, or podman
             "image": NAME,
             "base": None,  # python.version's official slim image, python:3.13-slim
             "bootstrap": True,  # when the base cannot be pulled, bootstrap one from Debian

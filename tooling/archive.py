@@ -62,9 +62,14 @@ class Archive:
         config.pop("history", None)  # it would no longer match the layers
         layers = self.manifest["Layers"][start:]
         entry = {"Config": "config.json", "RepoTags": None, "Layers": layers}
-        with tarfile.open(self.path) as source, tarfile.open(target, "w") as archive:
+        with tarfile.open(target, "w") as archive:
             add(archive, "config.json", json.dumps(config).encode())
             add(archive, "manifest.json", json.dumps([entry]).encode())
+            self.copy_layers(layers, archive)
+
+    def copy_layers(self, layers: list[str], archive: tarfile.TarFile) -> None:
+        """Add to ARCHIVE the LAYERS of this one (their names in its manifest), each once."""
+        with tarfile.open(self.path) as source:
             for name in dict.fromkeys(layers):
                 member = source.getmember(name)
                 if member.issym():  # a layer that the archive holds once, under another name

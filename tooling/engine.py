@@ -72,6 +72,15 @@ def require(c: Context) -> None:
         )
 
 
+def require_docker(c: Context, what: str, why: str) -> None:
+    """End with one line where the engine is Podman and WHAT is the Docker Engine's alone."""
+    if podman.chosen(c):
+        raise Exit(
+            f"error: {what} runs on the Docker Engine alone ({why}). Point "
+            "INVOKE_DOCKER_COMMAND at a docker CLI to run it."
+        )
+
+
 def require_buildkit(c: Context) -> None:
     """End with a clear line when the engine is missing or the CLI cannot build with BuildKit."""
     require(c)
@@ -180,12 +189,20 @@ def own_platform(c: Context) -> str | None:
     return answer.stdout.strip() if answer.ok else None
 
 
-def platform_of(c: Context, ref: str) -> str | None:
-    """The platform of the local image REF, such as linux/arm/v7; None where there is none.
-    (Podman's inspect has no variant to template: the JSON has it where there is one.)"""
+def inspected(c: Context, ref: str) -> dict:
+    """What the engine says of the local image REF ({} where there is none), its ID as
+    Docker writes it. (Podman's inspect has no variant to template: the JSON has it.)"""
     answer = probe(c, "image", "inspect", ref)  # Podman answers [] where there is none
-    [inspected] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
-    parts = [inspected.get("Os"), inspected.get("Architecture"), inspected.get("Variant")]
+    [found] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
+    if "Id" in found:
+        found["Id"] = podman.image_id(found["Id"])
+    return found
+
+
+def platform_of(c: Context, ref: str) -> str | None:
+    """The platform of the local image REF, such as linux/arm/v7; None where there is none."""
+    found = inspected(c, ref)
+    parts = [found.get("Os"), found.get("Architecture"), found.get("Variant")]
     return "/".join(part for part in parts if part) if parts[0] else None
 
 

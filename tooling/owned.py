@@ -55,7 +55,8 @@ def images(c: Context, role: str | None = None) -> list[str]:
         "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
     )  # fmt: skip
     pairs = (line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line)
-    rows = [(image, podman.name(ref)) for image, ref in pairs]  # as the tasks named them
+    named = podman.name if podman.chosen(c) else str  # as the tasks named them
+    rows = [(image, named(ref)) for image, ref in pairs]
     recorded, ours = _recorded(), repositories(c)
     recorded_ids = {known for known, _ in recorded}
 

@@ -6,28 +6,29 @@ Docker's commands and flags, and tooling/engine.py asks this module where the tw
 - Buildah builds, not BuildKit. The Dockerfile's cache and secret mounts work as they are.
   Its log reads `[2/14] STEP 3/6: RUN ...`, then `--> Using cache ID` where the step was
   cached. No inline cache goes to a registry: registry.cache is Docker's alone.
-- Buildah writes the time of the build into each layer's files and the image's config,
-  unless told a time (`--timestamp`). Told the epoch, each build of the same files gives the
-  same layers, as docker/layer makes BuildKit's, and the same image: its config says it was
-  created at the epoch, where Docker's says the commit's time (tooling/reproducible.py). The
-  labels say the commit's time on both. Every build is told, so that what one build leaves
-  in the cache is what another would have made.
+- Buildah writes the time of the build into each layer's files, unless told a time
+  (`--timestamp`). Told the epoch, each build of the same files gives the same layers, as
+  docker/layer makes BuildKit's. Every build is told, so that what one build leaves in the
+  cache is what another would have made. The image's config is then written again with the
+  commit's time, as Docker's is (tooling/reproducible.py).
 - Buildah (1.28) finds a LABEL step in its cache by the step's text alone, not the values of
   the build arguments that it reads: an image would keep an older commit's revision. The
   labels that read one go on the command line too, with their values, which Buildah adds
   as a last step of their own: a new revision relabels the image, and rebuilds nothing else.
 - Buildah (1.28) mounts a stage that it took whole from its cache (`RUN --mount=from=STAGE`)
   as an empty folder, and finds a step that mounts a stage in its cache whatever that stage
-  now holds. So a build whose inputs, the app's files aside, are not those of the last build
-  here of its target and platform runs without the cache: then every stage is built, and
-  each mount holds what it must. The app's own files feed no stage that is mounted: an edit
-  of the app is a cached build, as on Docker.
+  now holds. So a build that needs a stage which was not built here, for its platform, from
+  what that stage is made of now (the app's files aside: no mounted stage reads them) runs
+  without the cache: then every stage is built, and each mount holds what it must. An edit
+  of the app is a cached build, as on Docker; a new dependency is not.
 - `inspect` gives an image's ID without `sha256:`, and no variant; names read
   `localhost/NAME:TAG`.
 - `rm --force` stops a container with SIGTERM and 10 s of grace, unless told `--time 0`.
-- `builder prune` removes every dangling image, of every project: never called.
+- `builder prune` removes every dangling image, of every project: never called. `rmi
+  --force` removes the containers that use the image, anyone's: never forced.
 - A registry on this machine is not taken as plain HTTP unless told `--tls-verify=false`.
-- A manifest list is made of local images, named `containers-storage:REF`.
+- A manifest list is made with `manifest create`, then `manifest add` of each image in the
+  registry, and pushed with `manifest push --all`.
 """
 
 import hashlib

@@ -10,8 +10,10 @@ Only its config is written: loaded back under its names, it joins the layers tha
 holds already (0.05 s). An image written once is known again by the ID that BuildKit gave it,
 and only tagged (0.1 s).
 
-Podman's Buildah makes its images reproducible as it builds (tooling/podman.py): they need
-nothing after.
+Podman's Buildah sets every time in its layers itself (tooling/podman.py), and writes in each
+history entry the ID of the image that the step started from: IDs of the stages' images,
+which vary (dpkg's log, say, holds the time of the build). Those go too. Podman loads no
+archive without its layers: its archive carries them.
 """
 
 import datetime
@@ -29,10 +31,10 @@ INLINE_CACHE = "moby.buildkit.cache.v0"
 
 
 def written(c: Context, image: Archive, refs: list[str], epoch: int) -> str | None:
-    """The IMAGE that BuildKit built, written with EPOCH as its time under the names REFS;
-    its ID. Podman's is as it was built."""
+    """The IMAGE that BuildKit (or Buildah) built, written with EPOCH as its time under the
+    names REFS; its ID."""
     built = image.ref
-    if c.config.run.dry or podman.chosen(c):
+    if c.config.run.dry:
         return built
     step = f"reproducible-{built.removeprefix('sha256:')}"
     found = (stamps.read(step) or "").split()
@@ -42,6 +44,9 @@ def written(c: Context, image: Archive, refs: list[str], epoch: int) -> str | No
         return found[1]
     loaded = image.folder / "written.tar"
     rewrite(image.config(), dict(image.manifest), loaded, refs, epoch)
+    if podman.chosen(c):
+        with tarfile.open(loaded, "a") as archive:
+            image.copy_layers(image.manifest["Layers"], archive)
     engine.docker(c, "load", "--input", str(loaded), hide=True)
     written = engine.image_id(c, refs[0])
     stamps.record(c, step, f"{epoch} {written}")
@@ -56,6 +61,8 @@ def rewrite(config: dict, entry: dict, target: Path, refs: list[str], epoch: int
     config["created"] = created
     for step in config.get("history", []):
         step["created"] = created
+        if step.get("comment", "").startswith("FROM "):  # Buildah's: the ID it started from
+            del step["comment"]
     # BuildKit's inline cache, which lists its links in no fixed order: the cache's copy of
     # the image keeps it (tasks.py pushes BuildKit's own image there); this one needs none.
     config.pop(INLINE_CACHE, None)

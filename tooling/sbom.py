@@ -55,7 +55,7 @@ def write(c: Context, image: Archive, ref: str, target: Path, whole: bool = Fals
     is REF's archive, or that of the image that REF was written from, with the same layers.
     WHOLE scans the whole image, whatever was scanned before."""
     start = time.monotonic()
-    inspected = json.loads(engine.probe(c, "image", "inspect", ref).stdout or "[{}]")[0]
+    inspected = engine.inspected(c, ref)
     step = f"sbom-{target.name}"
     if c.config.run.dry or (not whole and target.is_file() and stamps.done(step, inspected["Id"])):
         print(f"SBOM: {target}")

@@ -100,8 +100,9 @@ def test_push_to_a_registry_that_is_down(project, distroless):
 
 
 def test_push_without_a_login_says_to_log_in(locked_registry, project, distroless, tmp_path):
+    (tmp_path / "auth.json").write_text('{"auths": {}}')  # no login, for Docker nor Podman
     env = {"INVOKE_REGISTRY_URL": locked_registry, "DOCKER_CONFIG": str(tmp_path / "config"),
-           "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}  # fmt: skip # no login, anywhere
+           "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}  # fmt: skip
     failed = inv("push", cwd=project, env=env)
     assert failed.returncode != 0
     cli = Path(DOCKER[0]).name  # docker, or podman
