@@ -156,12 +156,19 @@ def remove_containers(c: Context, *containers: str, **kwargs) -> Result:
     return docker(c, "container", "rm", "--force", *now, "--volumes", *containers, **kwargs)
 
 
-def remove_images(c: Context, *images: str, **kwargs) -> Result:
+def remove_images(c: Context, *images: str, **kwargs) -> None:
     """Remove IMAGES (names, or IDs of untagged ones), as far as nothing else holds them.
-    Docker's --force untags an image that a container uses, and leaves both; Podman's would
-    remove the container, someone else's included: Podman is not forced."""
-    force = [] if podman.chosen(c) else ["--force"]
-    return docker(c, "image", "rm", *force, *images, **kwargs)
+
+    Docker's --force takes a name off an image that a container uses, and leaves both.
+    Podman's would remove the container, anyone's: Podman removes each image unforced, and
+    takes the name off one that a container uses, as Docker does."""
+    if not podman.chosen(c):
+        docker(c, "image", "rm", "--force", *images, **kwargs)
+        return
+    for image in images:
+        removed = docker(c, "image", "rm", image, **{**kwargs, "warn": True})
+        if removed.failed and not image.startswith("sha256:"):
+            docker(c, "untag", image, **kwargs)
 
 
 def prune_build_cache(c: Context, yes: bool) -> None:

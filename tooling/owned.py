@@ -91,7 +91,8 @@ def containers(c: Context, base: bool = False) -> list[str]:
     base upgrade too (a stopped one may be a moment from its export: they go with the base)."""
     dev = engine.ids(c, "container", "ls", "--all", "--filter", f"name=^{NAME}-dev$",
                      "--filter", f"label={ROLE}=dev")  # fmt: skip
-    states = ("created", "exited", "dead")
+    # Podman has no "dead" containers, and refuses the filter.
+    states = ("created", "exited", "stopped") if podman.chosen(c) else ("created", "exited", "dead")
     stopped = [flag for state in states for flag in ("--filter", f"status={state}")]
     runs = engine.ids(c, "container", "ls", "--all", "--filter", f"label={ROLE}=run", *stopped)
     upgrades = engine.ids(c, "container", "ls", "--all", "--filter", f"label={ROLE}=upgrade",
