@@ -35,6 +35,7 @@ import hashlib
 import itertools
 import re
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 from invoke import Context
@@ -61,34 +62,23 @@ LOCAL = "localhost/"  # the repository host of the images that Podman names here
 def labels(dockerfile: str, argv: list[str]) -> list[str]:
     """`--label NAME=VALUE` for each label that the DOCKERFILE's stage that the build ARGV
     targets sets from a build argument, with the value that ARGV gives that argument."""
-    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
-    args = dict(value.split("=", 1) for value in given)
-    target = argv[argv.index("--target") + 1] if "--target" in argv else None
-    flags, stage = [], None
-    for line in re.sub(r"\\\n", " ", dockerfile).splitlines():  # an instruction a line
-        words = line.split()
-        if words and words[0].upper() == "FROM":
-            stage = words[-1] if len(words) > 2 and words[-2].upper() == "AS" else None
-        elif len(words) > 1 and words[0].upper() == "ARG" and stage == target:
+    args, target = _args(argv), dict(itertools.pairwise(argv)).get("--target")
+    flags = []
+    for stage, words, line in _instructions(dockerfile):
+        if stage == target and words[0] == "ARG" and len(words) > 1:
             name, _, default = words[1].partition("=")
             args.setdefault(name, default.strip('"'))
-        elif words and words[0].upper() == "LABEL" and stage == target:
+        elif stage == target and words[0] == "LABEL":
             read = [item for item in shlex.split(line)[1:] if "$" in item]
             flags += [flag for item in read for flag in ("--label", _expand(item, args))]
     return flags
-
-
-def _expand(text: str, args: dict[str, str]) -> str:
-    """TEXT with each ${NAME} (or $NAME) that ARGS give replaced by its value."""
-    return re.sub(r"\$\{?(\w+)\}?", lambda found: args.get(found[1], found[0]), text)
 
 
 def inputs(argv: list[str], bases: list[str | None]) -> tuple[str, str]:
     """The build ARGV's platform, and a fingerprint of what the stages it mounts are made of:
     the Dockerfile, docker/, the requirements, the build's arguments (but the labels' commit
     and time) and its base images' IDs, BASES."""
-    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
-    args = [value for value in given if value.split("=", 1)[0] not in PER_COMMIT]
+    args = [f"{name}={value}" for name, value in _args(argv).items() if name not in PER_COMMIT]
     platform = dict(itertools.pairwise(argv)).get("--platform", "")
     fingerprint = stamps.digest(*(str(ROOT / path) for path in MOUNTED_FROM))
     made = "\0".join([fingerprint, *args, *map(str, bases), platform])
@@ -98,29 +88,51 @@ def inputs(argv: list[str], bases: list[str | None]) -> tuple[str, str]:
 def stages(dockerfile: str, argv: list[str]) -> set[str]:
     """The stages of DOCKERFILE that the build ARGV builds: its target's, and those that it
     starts FROM, copies from or mounts, in turn."""
-    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
-    args = dict(value.split("=", 1) for value in given)
-    needs: dict[str, set[str]] = {}
-    stage = None
-    for line in re.sub(r"\\\n", " ", dockerfile).splitlines():
-        words = line.split()
-        if words and words[0].upper() == "ARG" and stage is None and len(words) > 1:
+    args, needs = _args(argv), {}
+    for stage, words, line in _instructions(dockerfile):
+        if stage is None and words[0] == "ARG" and len(words) > 1:  # before any FROM
             name, _, default = words[1].partition("=")
             args.setdefault(name, _expand(default.strip('"'), args))
-        elif words and words[0].upper() == "FROM":
-            stage = words[-1] if len(words) > 2 and words[-2].upper() == "AS" else str(len(needs))
+        elif words[0] == "FROM":
             image = next(word for word in words[1:] if not word.startswith("--"))
             needs[stage] = {_expand(image, args)}
         elif stage is not None:
             needs[stage] |= set(re.findall(r"(?:--from=|[,\s]from=)([^,\s]+)", line))
-    target = dict(itertools.pairwise(argv)).get("--target", stage)
-    found, todo = set(), [target]
+    last = list(needs)[-1] if needs else None
+    found, todo = set(), [dict(itertools.pairwise(argv)).get("--target", last)]
     while todo:
         name = todo.pop()
         if name in needs and name not in found:
             found.add(name)
             todo += needs[name]
     return found
+
+
+def _instructions(dockerfile: str) -> Iterator[tuple[str | None, list[str], str]]:
+    """Each instruction of DOCKERFILE, its lines joined: the stage that it is in (None before
+    the first FROM; a FROM's own is the one it starts), its words (the first in capitals),
+    and its text."""
+    stage, count = None, 0
+    for line in re.sub(r"\\\n", " ", dockerfile).splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        words[0] = words[0].upper()
+        if words[0] == "FROM":
+            named = len(words) > 2 and words[-2].upper() == "AS"
+            stage, count = (words[-1] if named else str(count)), count + 1
+        yield stage, words, line
+
+
+def _args(argv: list[str]) -> dict[str, str]:
+    """The build arguments that the build ARGV gives: NAME to VALUE."""
+    given = [value for flag, value in itertools.pairwise(argv) if flag == "--build-arg"]
+    return dict(value.split("=", 1) for value in given)
+
+
+def _expand(text: str, args: dict[str, str]) -> str:
+    """TEXT with each ${NAME} (or $NAME) that ARGS give replaced by its value."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda found: args.get(found[1], found[0]), text)
 
 
 def chosen(c: Context) -> bool:
@@ -152,7 +164,7 @@ def steps_run(log: str) -> list[tuple[str | None, str]]:
     return [
         (stages.get(number, number), title)
         for number, title, after in titled
-        if not CACHED.match(after) and not FROM.match(title) and not title.startswith("FROM ")
+        if not CACHED.match(after) and not title.startswith("FROM ")
     ]
 
 

@@ -26,6 +26,7 @@ from tooling import (
     engine,
     imports,
     platforms,
+    podman,
     provenance,
     registry,
     reproducible,
@@ -730,6 +731,44 @@ def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_buil
     assert ledger.read_text() == ""  # the recorded image is gone: so is its record
 
 
+def test_clean_on_podman_never_forces_and_takes_a_name_off_an_image_in_use():
+    """Podman's rmi --force would remove the containers that use the image, anyone's; and it
+    lists no dead containers (it refuses the filter). A name that a container holds is
+    untagged, as Docker's --force does; the build cache is left alone, and said so."""
+    ls = "podman container ls --all"
+    stopped = " ".join(f"--filter status={state}" for state in ("created", "exited", "stopped"))
+    labelled = "sha256:new localhost/my-project:0.1.0\nsha256:old <none>:<none>"
+    c = context(
+        {
+            "podman info --format '{{.Version.Version}}'": Result(stdout="4.3.1\n"),
+            f"{ls} --filter 'name=^my-project-dev$' --filter label=my-project.role=dev --quiet":
+                Result(),
+            f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
+            f"{ls} --filter label=my-project.role=upgrade --filter 'name=^my-project-base-upgrade-'"
+            f" {stopped} --quiet": Result(),
+            "podman container rm --force --time 0 --volumes c2": Result(),
+            IMAGES.replace("docker", "podman").format(""): Result(stdout=labelled),
+            IMAGES.replace("docker", "podman").format("=base"): Result(),
+            "podman image rm my-project:0.1.0": failed(stderr="image is in use by a container"),
+            "podman untag my-project:0.1.0": Result(),
+            "podman image rm sha256:old": Result(),
+            re.compile(r"^podman image ls --all "): Result(),
+        },
+        docker_command="podman",
+    )  # fmt: skip
+    Path(".venv/stamps").mkdir(parents=True)
+    Path(".venv/stamps/images").write_text("sha256:old my-project:0.1.0\n")
+    tasks.clean(c, build_cache=True, yes=True)
+    removed = [command for command in commands(c) if " rm " in command or "untag" in command]
+    assert removed == [
+        "podman container rm --force --time 0 --volumes c2",
+        "podman image rm my-project:0.1.0",
+        "podman untag my-project:0.1.0",
+        "podman image rm sha256:old",
+    ]
+    assert not any("prune" in command for command in commands(c))
+
+
 BASE = "my-project-base:trixie-amd64"
 LIBZSTD = {"package": "libzstd1", "version": "1.5.7+dfsg-1", "fixed": "1.5.7+dfsg-1+deb13u1"}
 
@@ -1172,3 +1211,30 @@ def test_the_steps_that_ran_are_read_off_buildah_s_log():
     # The COPY's answer never came before another stage's line: it counts as run.
     assert engine.stages_ran(log) == {"sdists", "app"}
     assert engine.ran(log) == ["RUN make"]
+
+
+def test_podman_is_told_the_labels_that_read_a_build_argument():
+    """Buildah caches a LABEL by its text: those that read an argument go on the command line."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    argv = ["build", "--build-arg", "REVISION=abc123", "--target", "runtime"]
+    flags = podman.labels(dockerfile, argv)
+    assert flags[flags.index("org.opencontainers.image.revision=abc123") - 1] == "--label"
+    assert "org.opencontainers.image.version=unknown" in flags  # the ARG's default
+    assert podman.labels(dockerfile, ["build", "--target", "test"]) == []
+
+
+def test_podman_knows_the_stages_that_a_target_builds():
+    """What a Podman build needs built afresh: the stages it starts from, copies from, mounts."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    runtime = podman.stages(
+        dockerfile, ["build", "--build-arg", "RUNTIME=slim", "--target", "runtime"]
+    )
+    assert {"slim", "rootfs", "libs", "sdists", "builder"} <= runtime
+    assert "distroless" not in runtime and "test" not in runtime
+    assert podman.stages(dockerfile, ["build", "--target", "build-packages"]) == {
+        "build-packages",
+        "builder",
+        "sdists",
+        "system",
+        "base",
+    }
