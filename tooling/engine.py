@@ -182,8 +182,17 @@ def prune_build_cache(c: Context, yes: bool) -> None:
 
 
 def image_id(c: Context, ref: str) -> str | None:
-    found = probe(c, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
-    return podman.image_id(found) if found else None
+    """REF's ID (sha256:HEX), where the engine has the image; else None."""
+    for name in _meant(c, ref):
+        found = probe(c, "image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
+        if found:
+            return podman.image_id(found)
+    return None
+
+
+def _meant(c: Context, ref: str) -> list[str]:
+    """The names that REF means, as Docker reads it, in the order to look for them."""
+    return podman.meant(ref) if podman.chosen(c) else [ref]
 
 
 def own_platform(c: Context) -> str | None:
@@ -199,11 +208,12 @@ def own_platform(c: Context) -> str | None:
 def inspected(c: Context, ref: str) -> dict:
     """What the engine says of the local image REF ({} where there is none), its ID as
     Docker writes it. (Podman's inspect has no variant to template: the JSON has it.)"""
-    answer = probe(c, "image", "inspect", ref)  # Podman answers [] where there is none
-    [found] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
-    if "Id" in found:
-        found["Id"] = podman.image_id(found["Id"])
-    return found
+    for name in _meant(c, ref):
+        answer = probe(c, "image", "inspect", name)  # Podman answers [] where there is none
+        [found] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
+        if "Id" in found:
+            return {**found, "Id": podman.image_id(found["Id"])}
+    return {}
 
 
 def platform_of(c: Context, ref: str) -> str | None:

@@ -54,13 +54,13 @@ def images(c: Context, role: str | None = None) -> list[str]:
         c, "image", "ls", "--no-trunc", "--filter", label,
         "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
     )  # fmt: skip
-    pairs = (line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line)
-    named = podman.name if podman.chosen(c) else str  # as the tasks named them
-    rows = [(image, named(ref)) for image, ref in pairs]
+    rows = [line.split(" ", 1) for line in listing.stdout.splitlines() if " " in line]
     recorded, ours = _recorded(), repositories(c)
     recorded_ids = {known for known, _ in recorded}
+    named = podman.name if podman.chosen(c) else str  # as the tasks name it: no localhost/
 
     def mine(image: str, ref: str) -> bool:
+        ref = named(ref)
         repository, _, tag = ref.rpartition(":")
         if tag == "<none>":  # untagged: a rebuild's leftover, or pulled by digest alone
             return image in recorded_ids or repository in ours

@@ -22,7 +22,8 @@ Docker's commands and flags, and tooling/engine.py asks this module where the tw
   without the cache: then every stage is built, and each mount holds what it must. An edit
   of the app is a cached build, as on Docker; a new dependency is not.
 - `inspect` gives an image's ID without `sha256:`, and no variant; names read
-  `localhost/NAME:TAG`.
+  `localhost/NAME:TAG`. An unqualified name finds any registry's image of that name, where
+  Docker's means Docker Hub's alone: the tasks look for `localhost/` and Docker Hub's.
 - `rm --force` stops a container with SIGTERM and 10 s of grace, unless told `--time 0`.
 - `builder prune` removes every dangling image, of every project: never called. `rmi
   --force` removes the containers that use the image, anyone's: never forced.
@@ -171,6 +172,18 @@ def steps_run(log: str) -> list[tuple[str | None, str]]:
 def image_id(found: str) -> str:
     """An image's ID as Docker writes it (sha256:HEX), from Podman's (HEX)."""
     return f"sha256:{found}" if re.fullmatch(r"[0-9a-f]{64}", found) else found
+
+
+def meant(ref: str) -> list[str]:
+    """The names that REF means, as Docker would read it, in the order to look for them here.
+    An unqualified name is the local build's (`localhost/`), else Docker Hub's; Podman itself
+    would also take any registry's image of that name, `127.0.0.1:5000/team/my-project:0.1.0`
+    for `my-project:0.1.0`."""
+    first = ref.split("/")[0]
+    if "/" in ref and ("." in first or ":" in first or first == "localhost"):
+        return [ref]
+    hub = f"docker.io/{ref}" if "/" in ref else f"docker.io/library/{ref}"
+    return [f"{LOCAL}{ref}", hub]
 
 
 def name(ref: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import invoke
 import pytest
 
+from tooling import podman
 from tooling.sandbox import free_port, wait_until  # noqa: F401 # the tests' too
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,9 +105,13 @@ def last_line(result: subprocess.CompletedProcess) -> str:
 
 
 def image_id(ref: str) -> str | None:
-    """REF's ID, as Docker writes it: sha256:HEX (Podman's inspect leaves out sha256:)."""
-    found = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).stdout.strip()
-    return f"sha256:{found.removeprefix('sha256:')}" if found else None
+    """REF's ID, as Docker writes it: sha256:HEX (Podman's inspect leaves out sha256:). On
+    Podman, REF means what it means to Docker (tooling/podman.py)."""
+    for name in podman.meant(ref) if PODMAN else [ref]:
+        found = docker("image", "inspect", "--format", "{{.Id}}", name, check=False).stdout
+        if found.strip():
+            return f"sha256:{found.strip().removeprefix('sha256:')}"
+    return None
 
 
 def project_things() -> tuple[list[str], list[str]]:
@@ -118,7 +123,8 @@ def project_things() -> tuple[list[str], list[str]]:
         for role in ("run", "upgrade", "dev")
     ]
     repositories = ["my-project", "my-project-base", "my-project-bench", "my-project-verify"]
-    images = [docker("image", "ls", "--quiet", name).stdout for name in repositories]
+    images = [docker("image", "ls", "--quiet", podman.meant(name)[0] if PODMAN else name).stdout
+              for name in repositories]  # fmt: skip # on Podman, not any registry's of the name
     ledger = ROOT / ".venv" / "stamps" / "images"
     recorded = ledger.read_text().split()[::2] if ledger.is_file() else []
     images += [found for found in recorded if image_id(found)]

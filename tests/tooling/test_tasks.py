@@ -749,8 +749,8 @@ def test_clean_on_podman_never_forces_and_takes_a_name_off_an_image_in_use():
             "podman container rm --force --time 0 --volumes c2": Result(),
             IMAGES.replace("docker", "podman").format(""): Result(stdout=labelled),
             IMAGES.replace("docker", "podman").format("=base"): Result(),
-            "podman image rm my-project:0.1.0": failed(stderr="image is in use by a container"),
-            "podman untag my-project:0.1.0": Result(),
+            "podman image rm localhost/my-project:0.1.0": failed(stderr="in use by a container"),
+            "podman untag localhost/my-project:0.1.0": Result(),
             "podman image rm sha256:old": Result(),
             re.compile(r"^podman image ls --all "): Result(),
         },
@@ -762,8 +762,8 @@ def test_clean_on_podman_never_forces_and_takes_a_name_off_an_image_in_use():
     removed = [command for command in commands(c) if " rm " in command or "untag" in command]
     assert removed == [
         "podman container rm --force --time 0 --volumes c2",
-        "podman image rm my-project:0.1.0",
-        "podman untag my-project:0.1.0",
+        "podman image rm localhost/my-project:0.1.0",
+        "podman untag localhost/my-project:0.1.0",
         "podman image rm sha256:old",
     ]
     assert not any("prune" in command for command in commands(c))
