@@ -78,7 +78,8 @@ def base(c: Context, platform: str | None = None, force: bool = False) -> str:
             "or install mmdebstrap."
         )
     platforms.require_emulation(c, platform)  # debootstrap runs the target's own programs
-    print(f"cannot pull {wanted}: bootstrapping {local} from Debian {suite} (a minute or more)")
+    took = "a few minutes, under emulation" if platform != platforms.own(c) else "half a minute"
+    print(f"cannot pull {wanted}: bootstrapping {local} from Debian {suite} ({took})")
     bootstrap(c, local, suite, platform)
     _share(c, local, shared)
     return local
