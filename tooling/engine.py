@@ -106,8 +106,9 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
         env = {"DOCKER_BUILDKIT": "1"}
         record = None
         if podman.chosen(c):
-            flags += [*podman.BUILD, *podman.labels(DOCKERFILE.read_text(), argv)]
-            fresh, record = _podman_cache(c, argv)
+            dockerfile = DOCKERFILE.read_text()
+            flags += [*podman.BUILD, *podman.labels(dockerfile, argv)]
+            fresh, record = _podman_cache(c, argv, dockerfile)
             flags += fresh
         result = docker(c, *argv, *flags, ".", env=env, echo=True, warn=True, hide=hide)
     if result.ok and record:
@@ -122,14 +123,16 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
     return result.stdout + result.stderr
 
 
-def _podman_cache(c: Context, argv: list[str]) -> tuple[list[str], Callable[[], None]]:
-    """`--no-cache` where a stage that the Podman build ARGV needs was not built here from
-    what it is made of now (tooling/podman.py says why), said in one line; and what records,
-    once the build has succeeded, that its stages were."""
+def _podman_cache(
+    c: Context, argv: list[str], dockerfile: str
+) -> tuple[list[str], Callable[[], None]]:
+    """`--no-cache` where a stage of DOCKERFILE that the Podman build ARGV needs was not built
+    here from what it is made of now (tooling/podman.py says why), said in one line; and what
+    records, once the build has succeeded, that its stages were."""
     named = [value.split("=", 1)[1] for value in argv
              if value.startswith(("BASE_IMAGE=", "BUILD_IMAGE="))]  # fmt: skip
     key, made = podman.inputs(argv, [image_id(c, name) for name in named])
-    needed = podman.stages(DOCKERFILE.read_text(), argv)
+    needed = podman.stages(dockerfile, argv)
     found = (stamps.read(f"podman-{key}") or "").split()
     built = set(found[1:]) if found[:1] == [made] else set()
 
