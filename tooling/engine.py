@@ -126,9 +126,10 @@ def build(c: Context, argv: list[str], keeps: str | None = None, hide: bool = Fa
 def _podman_cache(
     c: Context, argv: list[str], dockerfile: str
 ) -> tuple[list[str], Callable[[], None]]:
-    """`--no-cache` where a stage of DOCKERFILE that the Podman build ARGV needs was not built
-    here from what it is made of now (tooling/podman.py says why), said in one line; and what
-    records, once the build has succeeded, that its stages were."""
+    """`--no-cache` where a stage of DOCKERFILE that the Podman build ARGV needs, and that
+    mounts another, was not built here from what it is made of now (tooling/podman.py says
+    why), said in one line; and what records, once the build has succeeded, that its stages
+    were."""
     named = [value.split("=", 1)[1] for value in argv
              if value.startswith(("BASE_IMAGE=", "BUILD_IMAGE="))]  # fmt: skip
     key, made = podman.inputs(argv, [image_id(c, name) for name in named])
@@ -139,7 +140,7 @@ def _podman_cache(
     def record() -> None:
         stamps.record(c, f"podman-{key}", " ".join([made, *sorted(built | needed)]))
 
-    if "--no-cache" in argv or needed <= built:
+    if "--no-cache" in argv or needed & podman.mounting(dockerfile) <= built:
         return [], record
     print("podman: a stage that this build mounts was not built here from what it is made of "
           "now: it runs without the cache, which Buildah would mount stale or empty")  # fmt: skip

@@ -17,10 +17,10 @@ Docker's commands and flags, and tooling/engine.py asks this module where the tw
   as a last step of their own: a new revision relabels the image, and rebuilds nothing else.
 - Buildah (1.28) mounts a stage that it took whole from its cache (`RUN --mount=from=STAGE`)
   as an empty folder, and finds a step that mounts a stage in its cache whatever that stage
-  now holds. So a build that needs a stage which was not built here, for its platform, from
-  what that stage is made of now (the app's files aside: no mounted stage reads them) runs
-  without the cache: then every stage is built, and each mount holds what it must. An edit
-  of the app is a cached build, as on Docker; a new dependency is not.
+  now holds. So a build that needs a stage with such a step which was not built here, for
+  its platform, from what the stages are made of now (the app's files aside: no mounted
+  stage reads them) runs without the cache: then every stage is built, and each mount holds
+  what it must. An edit of the app is a cached build, as on Docker; a new dependency is not.
 - `inspect` gives an image's ID without `sha256:`, and no variant; names read
   `localhost/NAME:TAG`. An unqualified name finds any registry's image of that name, where
   Docker's means Docker Hub's alone: the tasks look for `localhost/` and Docker Hub's.
@@ -107,6 +107,14 @@ def stages(dockerfile: str, argv: list[str]) -> set[str]:
             found.add(name)
             todo += needs[name]
     return found
+
+
+def mounting(dockerfile: str) -> set[str]:
+    """The stages of DOCKERFILE with a step that mounts another stage: those whose cache
+    Buildah may hold stale, or mount empty (RUN --mount=type=bind,from=STAGE)."""
+    mounts = re.compile(r"--mount=\S*\bfrom=")
+    return {stage for stage, words, line in _instructions(dockerfile)
+            if words[0] == "RUN" and mounts.search(line)}  # fmt: skip
 
 
 def _instructions(dockerfile: str) -> Iterator[tuple[str | None, list[str], str]]:

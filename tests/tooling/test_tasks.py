@@ -1231,6 +1231,7 @@ def test_podman_knows_the_stages_that_a_target_builds():
     )
     assert {"slim", "rootfs", "libs", "sdists", "builder"} <= runtime
     assert "distroless" not in runtime and "test" not in runtime
+    assert podman.mounting(dockerfile) == {"builder", "rootfs", "ldcache", "slim"}
     assert podman.stages(dockerfile, ["build", "--target", "build-packages"]) == {
         "build-packages",
         "builder",
