@@ -5,6 +5,7 @@ that what the registry holds can stop matching what was signed."""
 import base64
 import json
 import shutil
+import socket
 
 import pytest
 from invoke import Context
@@ -108,6 +109,10 @@ def test_an_attestation_of_another_image_is_refused(repository, keys):
 
 
 def test_a_registry_that_does_not_answer_is_one_line(keys):
-    down = oci.Repository(f"127.0.0.1:{sandbox.free_port()}/team/app", insecure=True)
-    with pytest.raises(oci.RegistryError, match=r"does not answer"):
-        down.manifest("1.0")
+    # A port held bound, never listening: a free one may be the very port that the client's
+    # connection leaves from, and then it connects to itself (TCP simultaneous open).
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        down = oci.Repository(f"127.0.0.1:{held.getsockname()[1]}/team/app", insecure=True)
+        with pytest.raises(oci.RegistryError, match=r"does not answer"):
+            down.manifest("1.0")
