@@ -1,0 +1,48 @@
+"""docker/imports.py: which modules a distribution names, and what cannot be checked.
+
+No Docker: the script's own parts, on distributions made here.
+"""
+
+import sys
+from pathlib import Path
+
+from support import ROOT
+
+sys.path.insert(0, str(ROOT / "shipyard" / "docker"))
+import imports  # docker/ is a folder of scripts, not a package
+
+
+class Distribution:
+    """What importlib.metadata gives of a distribution: its top_level.txt, and its RECORD."""
+
+    def __init__(self, top_level: str | None, files: list[str]) -> None:
+        self.top_level, self.files = top_level, [Path(name) for name in files]
+
+    def read_text(self, name: str) -> str | None:
+        return self.top_level if name == "top_level.txt" else None
+
+
+def test_top_level_txt_names_the_modules_and_record_is_read_where_it_is_missing():
+    """RECORD's first parts that are modules: packages, module files, extension modules; not
+    metadata, scripts, bytecode, .pth files, or auditwheel's folders of libraries."""
+    assert imports.modules(Distribution("yaml\n_yaml\n", [])) == ["_yaml", "yaml"]
+    record = ["fire/__init__.py", "fire/core.py", "fire-0.7.1.dist-info/RECORD", "six.py",
+              "_cffi_backend.cpython-313-x86_64-linux-gnu.so", "numpy.libs/libopenblas.so",
+              "../../../bin/fire", "__pycache__/six.cpython-313.pyc",
+              "distutils-precedence.pth"]  # fmt: skip
+    assert imports.modules(Distribution(None, record)) == ["_cffi_backend", "fire", "six"]
+
+
+def failing(name: str) -> ModuleNotFoundError:
+    return ModuleNotFoundError(f"No module named '{name}'", name=name)
+
+
+def test_what_the_image_lacks_is_a_failure_and_what_the_lock_leaves_out_is_not():
+    """An optional dependency that the lock does not install, or a module that only metadata
+    names, cannot be checked; a standard module that the runtime left out (Tk) is a failure."""
+    assert "does not install" in imports.absent(
+        "adbc_driver_duckdb", failing("adbc_driver_manager")
+    )
+    assert "only the distribution's metadata" in imports.absent("_sodium", failing("_sodium"))
+    assert imports.absent("customtk", failing("tkinter")) is None
+    assert imports.absent("mine", failing("json")) is None  # there, so it failed otherwise

@@ -1,0 +1,1315 @@
+"""tasks.py: the exact commands each task composes, pinned with invoke's MockContext.
+
+What the commands then do is tested for real elsewhere (test_image.py and its siblings);
+here the point is what runs, with which arguments, and what does not run at all.
+"""
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+from unittest.mock import Mock
+
+import pytest
+from invoke import Config, Context, Exit, MockContext, Result
+from support import ROOT
+
+import tasks as repository
+from shipyard import tasks
+from shipyard.tooling import (
+    bootstrap,
+    cross,
+    engine,
+    images,
+    imports,
+    platforms,
+    podman,
+    provenance,
+    registry,
+    reproducible,
+    sbom,
+    secrets,
+    verification,
+)
+from shipyard.tooling.project import DOCKERFILE
+
+PIP_CERT = f"{sys.executable} -m pip config get global.cert"
+PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
+PYPI = f"{sys.executable} -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)'"
+ENGINE = "docker version --format '{{.Server.Version}}'"
+FIXTURES = Path(__file__).parent / "fixtures"
+PLATFORM = "docker version --format '{{.Server.Os}}/{{.Server.Arch}}'"
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    """Tasks read and write in a small project of the tests' own (fixtures/), never the real
+    tree: its exports are current for its lock, whatever state the real ones are in."""
+    shutil.copytree(FIXTURES, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    for name in tasks.EXPORTED:  # the fixtures hold their bodies; the header names this lock
+        (tmp_path / name).write_text(tasks.poetry.export_header() + (FIXTURES / name).read_text())
+    for variable in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_INDEX_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    # What pip, the engine and registries say is asked anew each test.
+    for module, answers in ((secrets, "_pip_settings"), (platforms, "_engine_platform"),
+                            (registry, "_answers")):  # fmt: skip
+        monkeypatch.setattr(module, answers, {})
+    monkeypatch.setattr(bootstrap, "_said", set())
+    # A docker CLI is on PATH, as far as the tasks can tell; the engine answers as each test says.
+    which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name: "/usr/bin/docker" if name == "docker" else which(name)
+    )
+    return tmp_path
+
+
+def context(run: dict, **config) -> MockContext:
+    """A MockContext with the project's defaults (plus CONFIG) that answers RUN's commands.
+
+    pip has no index or CA bundle of its own configured, and names PyPI's simple index.
+    """
+    overrides = tasks.ns.configuration()
+    for key, value in config.items():
+        area, _, name = key.partition("_")
+        overrides[area] = {**overrides.get(area, {}), name: value}
+    pip = {
+        PIP_INDEX: failed(),
+        PIP_CERT: failed(),
+        PYPI: Result(stdout="https://pypi.invalid/simple/\n"),
+    }
+    return MockContext(config=Config(overrides=overrides), run={**pip, **run})
+
+
+def commands(c: MockContext) -> list[str]:
+    """The commands C ran, but for the questions asked of pip (its index, its CA bundle) and
+    of the engine (its platform)."""
+    questions = {PIP_INDEX, PIP_CERT, PYPI, PLATFORM}
+    return [call.args[0] for call in c.run.call_args_list if call.args[0] not in questions]
+
+
+def failed(code: int = 1, stdout: str = "", stderr: str = "") -> Result:
+    return Result(exited=code, stdout=stdout, stderr=stderr)
+
+
+# --- The local flow --------------------------------------------------------------------------
+
+
+FIND_PYTHON = "python3.13 -c 'import sys; print(sys.executable)'"
+VENV_COMMANDS = {
+    FIND_PYTHON: Result(stdout="/opt/python/bin/python3.13\n"),
+    "rm -rf .venv": Result(),
+    "/opt/python/bin/python3.13 -m venv .venv": Result(),
+    "/opt/python/bin/python3.13 -m venv .venv/poetry": Result(),
+    ".venv/poetry/bin/pip install --quiet "
+    "poetry==2.5.1 poetry-plugin-export==1.10.1 poetry-plugin-pypi-mirror==0.6.5": Result(),
+}
+
+
+def test_venv_makes_both_environments_and_pins_poetry():
+    """.venv from python.version's interpreter, then poetry, pinned, in its own environment."""
+    c = context(VENV_COMMANDS)
+    tasks.venv(c, force=True)
+    assert commands(c) == list(VENV_COMMANDS)
+
+
+def test_venv_finds_a_python_that_pyenv_has_but_does_not_select(monkeypatch, tmp_path):
+    """pyenv's shim for python3.13 fails unless 3.13 is selected: pyenv's own copy is used."""
+    (tmp_path / "3.13.0" / "bin").mkdir(parents=True)
+    (tmp_path / "3.13.0" / "bin" / "python3.13").touch()
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    python = str(tmp_path / "3.13.0" / "bin" / "python3.13")
+    c = context(
+        {
+            FIND_PYTHON: failed(127, stderr="pyenv: python3.13: command not found"),
+            "pyenv prefix 3.13": Result(stdout=f"{tmp_path / '3.13.0'}\n"),
+            re.compile(r"^(rm|.*pip install)"): Result(),
+            f"{python} -m venv .venv": Result(),
+            f"{python} -m venv .venv/poetry": Result(),
+        }
+    )
+    tasks.venv(c, force=True)
+    assert f"{python} -m venv .venv" in commands(c)
+
+
+def test_venv_keeps_the_mirror_url_off_the_command_line():
+    """A mirror URL may hold credentials: it reaches pip through the environment only."""
+    mirror = "https://user:secret@mirror.invalid/simple"
+    c = context(VENV_COMMANDS, pypi_mirror=mirror)
+    tasks.venv(c, force=True)
+    assert not any(mirror in command for command in commands(c))
+    assert c.run.call_args_list[-1].kwargs["env"] == {"PIP_INDEX_URL": mirror}
+
+
+def test_venv_is_a_no_op_when_done(capsys, workdir):
+    """Made before with the same Python and pins: nothing runs."""
+    (workdir / ".venv" / "bin").mkdir(parents=True)
+    (workdir / ".venv" / "bin" / "python").touch()
+    c = context({})
+    tasks.stamps.record(c, "venv", f"python3.13 {c.poetry.requirements}")
+    tasks.venv(c)
+    assert commands(c) == []
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_venv_names_a_missing_python(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    missing = "python3.9 -c 'import sys; print(sys.executable)'"
+    c = context({missing: failed(127)}, python_version="3.9")
+    with pytest.raises(
+        Exit, match=r"no Python 3\.9 here \(python3\.9 is not on PATH, nor in pyenv"
+    ):
+        tasks.venv(c, force=True)
+
+
+def test_a_python_version_that_is_not_one_is_one_clear_line():
+    with pytest.raises(Exit, match=r"python\.version is '3', not a Python 3 version such as 3\.13"):
+        tasks.venv(context({}, python_version="3"), force=True)
+
+
+POETRY = ".venv/poetry/bin/poetry"
+
+
+def test_lock_runs_poetry_lock_only_when_the_check_fails():
+    c = context({f"{POETRY} check --lock": failed(), f"{POETRY} lock": Result()})
+    tasks.lock(c)
+    assert commands(c) == [f"{POETRY} check --lock", f"{POETRY} lock"]
+    # Done: the same inputs again run nothing, not even the check.
+    tasks.lock(c)
+    assert len(commands(c)) == 2
+
+
+def test_lock_goes_through_the_mirror_when_one_is_set():
+    c = context({f"{POETRY} check --lock": Result()}, pypi_mirror="https://mirror.invalid/simple")
+    tasks.lock(c)
+    env = c.run.call_args.kwargs["env"]
+    assert env["POETRY_PYPI_MIRROR_URL"] == "https://mirror.invalid/simple"
+    assert env["VIRTUAL_ENV"] == str(ROOT / ".venv")
+
+
+def test_poetry_reads_pip_s_own_index_where_no_mirror_is_set(monkeypatch):
+    """PIP_INDEX_URL, else pip's index-url, else PyPI's simple index as pip names it."""
+    c = context({f"{POETRY} check --lock": Result()})
+    tasks.lock(c)
+    assert c.run.call_args.kwargs["env"]["POETRY_PYPI_MIRROR_URL"] == "https://pypi.invalid/simple/"
+    monkeypatch.setenv("PIP_INDEX_URL", "https://index.invalid/simple")
+    (Path(".venv") / "stamps" / "lock").unlink()
+    tasks.lock(c)
+    assert c.run.call_args.kwargs["env"]["POETRY_PYPI_MIRROR_URL"] == "https://index.invalid/simple"
+
+
+def test_lock_moves_requires_python_with_python_version(workdir):
+    """python.version 3.11: requires-python becomes >=3.11,<3.12, and poetry locks for it."""
+    runs = {f"{POETRY} check --lock": failed(), f"{POETRY} lock": Result()}
+    c = context(runs, python_version="3.11")
+    tasks.lock(c)
+    assert 'requires-python = ">=3.11,<3.12"' in (workdir / "pyproject.toml").read_text()
+    assert commands(c)[-1] == f"{POETRY} lock"
+
+
+def test_no_installation_candidates_is_one_line_naming_the_index_and_the_fix():
+    """poetry's hundreds of lines end in one: which index, and which setting to change."""
+    output = "Unable to find installation candidates for polars (2.1.0)\n" * 3
+    c = context(
+        {f"{POETRY} sync --compile": failed(1, stdout=output)},
+        pypi_mirror="https://user:secret@mirror.invalid/simple",
+    )
+    with pytest.raises(Exit) as exit_:
+        tasks.install(c)
+    assert exit_.value.message == (
+        "error: poetry sync failed: poetry found no installation candidates for polars at "
+        "https://mirror.invalid/simple. That index may not serve it, or not be reachable: "
+        "set pypi.mirror (INVOKE_PYPI_MIRROR) to one that does."
+    )
+
+
+def test_an_sdist_that_cannot_build_here_is_one_line_naming_the_headers():
+    """A dependency built from source on this machine, for want of its headers: one line."""
+    output = (
+        "Modules/common.h:15:10: fatal error: lber.h: No such file or directory\n"
+        "Note: This error originates from the build backend, and is likely not a problem with "
+        "poetry but one of the following issues with python-ldap (3.4.8)\n"
+    )
+    c = context({f"{POETRY} sync --compile": failed(1, stdout=output)})
+    with pytest.raises(Exit) as exit_:
+        tasks.install(c)
+    assert exit_.value.message == (
+        "error: poetry sync failed: python-ldap 3.4.8 has no wheel for this machine, and "
+        "building it from source failed (see above). Install the Debian packages its build "
+        "needs here (its headers, such as libpq-dev), as docker.build_packages names them for "
+        "the image, then run it again."
+    )
+
+
+@pytest.mark.parametrize("task", [tasks.test, tasks.poetry_])
+def test_unbalanced_quotes_after_the_double_dash_are_one_line(task):
+    c = context({})
+    c._set(remainder="-k 'cli")
+    with pytest.raises(Exit, match=r"^error: cannot split the arguments after -- \"-k 'cli\": No "):
+        task(c)
+    assert commands(c) == []
+
+
+def test_a_failing_lock_ends_in_one_line():
+    c = context({f"{POETRY} check --lock": failed(), f"{POETRY} lock": failed(1)})
+    with pytest.raises(Exit, match=r"^error: poetry lock failed \(exit 1\)\. Fix what poetry"):
+        tasks.lock(c)
+
+
+def test_install_syncs_poetry_s_groups_and_the_optional_ones_named():
+    """poetry's own default (every group but the optional ones), and poetry.groups too."""
+    c = context({f"{POETRY} sync --compile": Result()})
+    tasks.install(c)
+    tasks.install(c)  # in sync already: runs nothing
+    assert commands(c) == [f"{POETRY} sync --compile"]
+    c = context({f"{POETRY} sync --compile --with docs": Result()}, poetry_groups="docs")
+    tasks.install(c)
+    assert commands(c) == [f"{POETRY} sync --compile --with docs"]
+
+
+def test_poetry_passes_its_arguments_to_poetry_through_the_tasks_index():
+    """`inv poetry -- add numpy` runs poetry on .venv, reading the index that the tasks use."""
+    c = context({f"{POETRY} add 'numpy>=2'": Result()}, pypi_mirror="https://mirror.invalid/simple")
+    c._set(remainder="add 'numpy>=2'")
+    tasks.poetry_(c)
+    assert commands(c) == [f"{POETRY} add 'numpy>=2'"]
+    env = c.run.call_args.kwargs["env"]
+    assert env["POETRY_PYPI_MIRROR_URL"] == "https://mirror.invalid/simple"
+    assert env["VIRTUAL_ENV"].endswith(".venv")
+
+
+def test_poetry_without_a_command_is_one_line():
+    c = context({})
+    with pytest.raises(Exit, match=r"^error: no poetry command: give one after --, as in"):
+        tasks.poetry_(c)
+    assert commands(c) == []
+
+
+PYTEST = ".venv/bin/python shipyard/docker/run-tests"
+
+
+def test_test_runs_the_project_s_paths_without_what_test_slow_leaves_to_all(workdir):
+    """The paths are the project's (tests/, where its configuration names none); what
+    test.slow selects runs with --all alone; the rest is the project's own configuration."""
+    (workdir / "tests").mkdir()
+    quick = f"{PYTEST} tests -m 'not (docker or slow)'"
+    c = context({quick: Result(), f"{PYTEST} tests": Result()}, test_slow="docker or slow")
+    tasks.test(c)
+    tasks.test(c, all=True)
+    assert commands(c) == [quick, f"{PYTEST} tests"]
+
+
+def test_test_markers_narrow_every_run_and_extra_arguments_come_last(workdir):
+    (workdir / "tests").mkdir()
+    expected = f"{PYTEST} tests -m '(not network) and not (slow)' -k 'cli and not slow' -x"
+    c = context({expected: Result()}, test_markers="not network", test_slow="slow")
+    c._set(remainder="-k 'cli and not slow' -x")
+    tasks.test(c)
+    assert commands(c) == [expected]
+
+
+def test_a_selection_shows_coverage_but_does_not_enforce_it(workdir):
+    """Where the project's addopts measure coverage, a selection covers part of the code."""
+    pyproject = workdir / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.pytest.ini_options]\n'
+                         'addopts = ["--cov"]\ntestpaths = ["checks"]\n')  # fmt: skip
+    expected = f"{PYTEST} checks --cov-fail-under=0 -k cli"
+    c = context({expected: Result()})
+    c._set(remainder="-k cli")
+    tasks.test(c)
+    assert commands(c) == [expected]
+
+
+def test_test_says_when_no_test_ran(workdir):
+    (workdir / "tests").mkdir()
+    c = context({f"{PYTEST} tests -k nothing_matches": failed(5)})
+    c._set(remainder="-k nothing_matches")
+    with pytest.raises(Exit, match=r"^error: no test ran: nothing matched the selection after --"):
+        tasks.test(c)
+
+
+def test_a_test_command_that_collects_nothing_says_what_to_set(workdir):
+    (workdir / "tests").mkdir()
+    c = context({f"{PYTEST} tests -m '(not network)'": failed(5)}, test_markers="not network")
+    said = "error: pytest collected no test from `tests -m (not network)`. Set test.paths"
+    c.set_result_for("run", f"{PYTEST} tests -m '(not network)'", failed(5, stdout=said))
+    with pytest.raises(Exit, match=r"^error: pytest collected no test from .* Set test.paths"):
+        tasks.test(c)
+
+
+def test_test_changed_skips_a_green_run_with_the_same_inputs(workdir):
+    (workdir / "tests").mkdir()
+    (workdir / "tasks.py").write_text("")
+    c = context({f"{PYTEST} tests": Result()})
+    tasks.test(c, changed=True)
+    tasks.test(c, changed=True)
+    assert len(commands(c)) == 1
+    (workdir / "my_project" / "hello.py").write_text("# changed\n")
+    tasks.test(c, changed=True)
+    assert len(commands(c)) == 2
+
+
+def export_of(group: str) -> str:
+    return f"{POETRY} export --only {group}"
+
+
+def test_export_rewrites_only_what_changed(workdir, capsys):
+    body = "fire==0.7.1 \\\n    --hash=sha256:00\n"
+    (workdir / "requirements-test.txt").write_text(tasks.poetry.export_header() + body)
+    c = context({export_of("main"): Result(stdout=body), export_of("test"): Result(stdout=body)})
+    tasks.export(c)
+    assert (workdir / "requirements.txt").read_text() == tasks.poetry.export_header() + body
+    out = capsys.readouterr().out
+    assert "wrote requirements.txt" in out
+    assert "requirements-test.txt matches poetry.lock: unchanged" in out
+
+
+def test_export_check_names_the_stale_file_and_writes_nothing(workdir):
+    before = (workdir / "requirements.txt").read_text()
+    stale = Result(stdout="new==1.0\n")
+    current = Result(stdout=(workdir / "requirements-test.txt").read_text().split("\n", 1)[1])
+    c = context({export_of("main"): stale, export_of("test"): current})
+    with pytest.raises(Exit, match=r"^error: requirements\.txt out of date with poetry\.lock"):
+        tasks.export(c, check=True)
+    assert (workdir / "requirements.txt").read_text() == before
+
+
+def test_lint_runs_ruff_hadolint_and_the_workflow_checks():
+    """This repository's own task (tasks.py at its root), on the collection's code."""
+    lint = [
+        ".venv/bin/ruff check .",
+        ".venv/bin/ruff format --check .",
+        ".venv/bin/hadolint --failure-threshold warning " + " ".join(repository.DOCKERFILES),
+    ]
+    c = context(dict.fromkeys(lint, True))
+    repository.lint(c)  # the test's project has no workflow to check
+    assert commands(c) == lint
+
+
+# --- The container flow ----------------------------------------------------------------------
+
+
+def docker_context(run: dict, **config) -> MockContext:
+    """A MockContext whose engine answers and whose CLI has BuildKit."""
+    return context(
+        {
+            ENGINE: Result(stdout="20.10.24\n"),
+            PLATFORM: Result(stdout="linux/amd64\n"),
+            "docker buildx version": failed(),
+            "docker version --format '{{.Client.Version}}'": Result(stdout="20.10.24+dfsg1\n"),
+            **run,
+        },
+        **config,
+    )
+
+
+def test_no_engine_ends_in_one_line_that_says_what_to_do():
+    daemon_down = "Cannot connect to the Docker daemon at unix:///x.sock. Is it running?"
+    c = context({ENGINE: failed(stderr=daemon_down)})
+    with pytest.raises(
+        Exit, match=r"^error: no Docker Engine answers \(Cannot connect.*DOCKER_HOST"
+    ):
+        tasks.run(c)
+
+
+def test_a_cli_without_buildkit_is_told_the_fix():
+    c = docker_context({"docker version --format '{{.Client.Version}}'": Result(stdout="28.2.2")})
+    with pytest.raises(Exit, match=r"client 28\.2\.2.*buildx.*INVOKE_DOCKER_COMMAND"):
+        tasks.build(c)
+
+
+def test_buildx_is_enough():
+    c = docker_context({"docker buildx version": Result(stdout="v0.29")})
+    engine.require_buildkit(c)
+
+
+@pytest.fixture
+def build_context(monkeypatch):
+    """A context for `build`, with the base, git and the SBOM answered without commands."""
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: "my-project-base:trixie-amd64")
+    answers = {"status": "", "--format=%ct": "1764460800"}  # else: the revision, the date
+    monkeypatch.setattr(
+        images, "git", lambda c, *args: answers.get(args[0], answers.get(args[-1], "abc123"))
+    )
+    monkeypatch.setattr(reproducible, "written", lambda c, image, refs, epoch: image.ref)  # below
+    monkeypatch.setattr(sbom, "write", lambda *args, **kwargs: None)
+    monkeypatch.setattr(provenance, "write", lambda *args: None)  # tested on its own
+    monkeypatch.setattr(provenance, "build_packages", lambda *args: [])  # and so is this
+    monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
+    monkeypatch.setattr(bootstrap, "fresh", lambda c, platform, always: None)  # and so is this
+    inspect = "docker image inspect --format"
+    c = docker_context(
+        {
+            f"{inspect} '{{{{.Id}}}}' my-project:0.1.0": [
+                Result(stdout="sha256:old"),
+                Result(stdout="sha256:new"),
+            ],
+            f"{inspect} '{{{{.Size}}}}' my-project:0.1.0": Result(stdout="178600000"),
+            re.compile(r"^docker build "): Result(),
+        }
+    )
+    seen = {}
+    mock = c.run
+
+    def run(command, **kwargs):
+        # The secrets' files exist only while the build runs: read them then.
+        for flag in shlex.split(command):
+            if flag.startswith("id=pip_index_url,src="):
+                seen["index_url"] = Path(flag.split("src=")[1]).read_text()
+        return mock(command, **kwargs)
+
+    c._set(run=Mock(wraps=run))
+    return c, seen
+
+
+def parsed(command: str) -> tuple[list[str], dict[str, str]]:
+    """A `docker build` COMMAND's flags and words, but its build arguments, by name."""
+    words, args = shlex.split(command), {}
+    for flag, value in itertools.pairwise(words):
+        if flag == "--build-arg":
+            name, _, given = value.partition("=")
+            args[name] = given
+    pairs = {index for index, word in enumerate(words) if word == "--build-arg"}
+    rest = [word for index, word in enumerate(words) if index not in pairs | {i + 1 for i in pairs}]
+    return rest, args
+
+
+def test_build_composes_one_buildkit_command_from_the_app_and_the_settings(build_context, capsys):
+    """The flags that matter, whatever their order: the collection's Dockerfile, the platform,
+    the target and its names; and, as build arguments, what the app's pyproject.toml says
+    (the test's own project: my_project, no script) and what the settings add."""
+    c, _ = build_context
+    tasks.build(c)
+    [build] = [command for command in commands(c) if command.startswith("docker build ")]
+    words, args = parsed(build)
+    assert words[:2] == ["docker", "build"] and words[-1] == "."
+    flags = dict(itertools.pairwise(words))
+    assert flags["--file"] == "shipyard/Dockerfile"
+    assert flags["--platform"] == "linux/amd64" and flags["--target"] == "runtime"
+    assert flags["--label"] == "my-project.role=runtime"
+    assert [words[i + 1] for i, word in enumerate(words) if word == "--tag"] == [
+        "my-project:0.1.0", "my-project:latest"
+    ]  # fmt: skip
+    assert args == {
+        "BASE_IMAGE": "my-project-base:trixie-amd64",
+        "BUILDER_PLATFORM": "linux/amd64",
+        "BUILD_IMAGE": "my-project-base:trixie-amd64",
+        "STRIP_PACKAGE": "binutils",
+        "STRIP_PROGRAM": "strip",
+        "SDISTS": "",
+        "PYTHON_VERSION": "3.13",
+        "RUNTIME": "distroless",
+        "BUILD_PACKAGES": "",
+        "RUNTIME_PACKAGES": "",
+        "TEST_PACKAGES": "",
+        "HOST_LIBRARIES": "",
+        "STRIP": "1",
+        "WHEEL_STAGE": "builder",
+        "ROOTFS_VENV": "builder",
+        "BUILD_REQUIRES": '["poetry-core"]',
+        "SCRIPT": "",
+        "IMPORTS": "my_project",
+        "TEST_ARGS": '["-p", "no:cacheprovider"]',
+        "TITLE": "my-project",
+        "VERSION": "0.1.0",
+        "REVISION": "abc123",
+        "CREATED": "abc123",
+        "SOURCE": "unknown",
+    }
+    call = next(call for call in c.run.call_args_list if call.args[0] == build)
+    assert call.kwargs["env"] == {"DOCKER_BUILDKIT": "1"}
+    out = capsys.readouterr().out
+    assert "app: my-project 0.1.0: my_project (my_project); no script" in out
+    assert "my-project:0.1.0 and my-project:latest (linux/amd64): built, 179 MB" in out
+
+
+def test_an_app_with_a_build_script_builds_its_wheel_on_the_target(build_context, workdir):
+    """poetry's build script may compile: the wheel is then the target's, and the distroless
+    tree serves what it links. Its script is the image's, its tests are the image's too."""
+    c, _ = build_context
+    pyproject = workdir / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + (
+        '\n[project.scripts]\nmy-project = "my_project:main"\n'
+        '\n[tool.poetry.build]\nscript = "build.py"\n'
+        '\n[tool.pytest.ini_options]\ntestpaths = ["tests", "shipyard/tests"]\n'
+    ))  # fmt: skip
+    c.config.test.markers = "not network"
+    tasks.build(c)
+    [build] = [command for command in commands(c) if command.startswith("docker build ")]
+    _, args = parsed(build)
+    assert args["WHEEL_STAGE"] == "sdists" and args["ROOTFS_VENV"] == "app"
+    assert args["SCRIPT"] == "my-project"
+    # the collection's own tests stay on the host
+    expected = ["-p", "no:cacheprovider", "tests", "-m", "(not network)"]
+    assert json.loads(args["TEST_ARGS"]) == expected
+
+
+def test_build_hands_the_ca_bundle_and_mirror_over_as_secrets(build_context, monkeypatch):
+    """The command names the secrets' files, not the mirror URL, which may hold a token."""
+    c, seen = build_context
+    mirror = "https://user:token@mirror.invalid/simple"
+    c.config.pypi.mirror = mirror
+    monkeypatch.setenv("PIP_CERT", "/etc/hostname")  # any file will do
+    tasks.build(c)
+    build = next(command for command in commands(c) if command.startswith("docker build "))
+    assert "--secret id=pip_cert,src=/etc/hostname" in build
+    assert "--secret id=pip_index_url,src=" in build
+    assert mirror not in build
+    assert seen["index_url"] == mirror
+
+
+def test_build_refuses_a_missing_ca_bundle(build_context, monkeypatch):
+    c, _ = build_context
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    c.set_result_for("run", PIP_CERT, failed())
+    with pytest.raises(Exit, match=r"CA bundle /nonexistent/ca\.pem \(from SSL_CERT_FILE\)"):
+        tasks.build(c)
+
+
+def test_build_refuses_exports_older_than_the_lock(build_context, workdir):
+    c, _ = build_context
+    (workdir / "poetry.lock").write_text("# changed\n")
+    with pytest.raises(Exit, match=r"requirements\.txt and requirements-test\.txt not exported"):
+        tasks.build(c)
+    assert not any(command.startswith("docker build ") for command in commands(c))
+
+
+def gate_context(*runs: Result, **config) -> MockContext:
+    """A context in which the import check's containers answer RUNS, in turn."""
+    inspect = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
+    return docker_context(
+        {inspect: Result(stdout="sha256:new"), re.compile(r"^docker run "): list(runs)}, **config
+    )
+
+
+def said(*lines: dict) -> str:
+    """What docker/imports.py prints for LINES: each module's start, then its result."""
+    printed = []
+    for line in lines:
+        printed.append({"start": line["module"], "distribution": line["distribution"]})
+        if "error" in line:
+            printed.append(line)
+    return "".join(f"imports.py: {json.dumps(line)}\n" for line in printed)
+
+
+POLARS = {"distribution": "polars", "module": "polars", "error": None}
+MAGIC = {"distribution": "python-magic", "module": "magic",
+         "error": "ImportError: failed to find libmagic.  Check your installation"}  # fmt: skip
+
+
+def test_the_import_check_runs_hardened_and_names_each_module_that_fails():
+    c = gate_context(Result(stdout=said(POLARS, MAGIC)))
+    with pytest.raises(Exit) as exit_:
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+    [line] = str(exit_.value.message).splitlines()
+    assert line.startswith("error: magic (of python-magic) does not import in my-project:0.1")
+    assert "failed to find libmagic" in line and "docker.runtime_packages" in line
+    [run] = [command for command in commands(c) if command.startswith("docker run ")]
+    hardened = ["--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
+                "--network none", "--pull=never", "--entrypoint /opt/venv/bin/python"]  # fmt: skip
+    assert all(flag in run for flag in hardened)
+
+
+def test_a_library_opened_by_name_is_named_with_the_debian_package_that_ships_it(monkeypatch):
+    """pyvips opens libvips.so.42 by name: the line names Debian's package for it, as the
+    base's archive says (libraries.py --which), and the setting to put it in."""
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: "my-project-base:trixie-amd64")
+    error = "OSError: cannot load library 'libvips.so.42': libvips.so.42: cannot open"
+    vips = {"distribution": "pyvips", "module": "pyvips", "error": error}
+    which = Result(stdout='{"libvips.so.42": "libvips42t64"}\n')
+    c = gate_context(Result(stdout=said(vips)), which)
+    with pytest.raises(Exit) as exit_:
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+    [line] = str(exit_.value.message).splitlines()
+    assert line.endswith(
+        "Debian's libvips42t64 ships libvips.so.42, which it opens by name: add it to "
+        'docker.runtime_packages (INVOKE_DOCKER_RUNTIME_PACKAGES="libvips42t64").'
+    )
+    asked = [command for command in commands(c) if "--which" in command]
+    assert asked and asked[0].endswith(" python3 /opt/build/libraries.py --which libvips.so.42")
+
+
+def test_a_module_allowed_with_its_reason_passes_and_one_without_a_reason_is_refused(capsys):
+    c = gate_context(Result(stdout=said(POLARS, MAGIC)), docker_import_allowed="magic: no lib")
+    imports.check(c, "my-project:0.1.0", "linux/amd64")
+    out = capsys.readouterr().out
+    assert "1 of 2 modules import, hardened" in out and "allowed to fail: magic" in out
+    c = gate_context(docker_import_allowed={"magic": ""})
+    with pytest.raises(Exit, match=r"names magic without a reason"):
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+
+
+def test_a_module_that_kills_the_interpreter_is_named_and_the_rest_still_checked():
+    crash = {"distribution": "crashy", "module": "crashy"}
+    c = gate_context(Result(stdout=said(POLARS, crash), exited=139), Result(stdout=said(MAGIC)))
+    with pytest.raises(Exit) as exit_:
+        imports.check(c, "my-project:0.1.0", "linux/amd64")
+    lines = str(exit_.value.message).splitlines()
+    assert lines[0].startswith("error: crashy (of crashy) does not import")
+    assert "the interpreter died (exit 139)" in lines[0]
+    assert lines[1].startswith("error: magic (of python-magic)")
+    second = [command for command in commands(c) if command.startswith("docker run ")][-1]
+    assert second.endswith(" polars crashy")  # tried already: skipped the second time
+
+
+RUN = (
+    "docker run --rm --pull=never --platform linux/amd64 --label my-project.role=run"
+    " my-project:0.1.0"
+)
+HAVE_IMAGE = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
+
+
+def test_run_passes_cmd_as_arguments_never_to_a_shell():
+    """Shell syntax in --cmd is quoted on the way, so that it reaches the app as text."""
+    hostile = "say-hello --name '$(touch /tmp/x); `id` | cat'"
+    expected = f"{RUN} say-hello --name '$(touch /tmp/x); `id` | cat'"
+    c = docker_context({HAVE_IMAGE: Result(stdout="sha256:1"), expected: Result()})
+    tasks.run(c, cmd=hostile)
+    assert commands(c)[-1] == expected
+
+
+def test_run_exits_with_the_container_code():
+    c = docker_context({HAVE_IMAGE: Result(stdout="sha256:1"), f"{RUN} say-hello": failed(2)})
+    with pytest.raises(Exit) as exit_:
+        tasks.run(c, cmd="say-hello")
+    assert exit_.value.code == 2
+
+
+def test_run_rejects_unbalanced_quotes_before_any_command():
+    c = docker_context({})
+    with pytest.raises(Exit, match=r"cannot split --cmd .*No closing quotation"):
+        tasks.run(c, cmd="say-hello --name 'alice")
+    assert commands(c) == []
+
+
+def test_run_without_an_image_says_to_build_and_pulls_nothing():
+    c = docker_context({HAVE_IMAGE: failed()})
+    with pytest.raises(Exit, match=r"no image my-project:0\.1\.0 here yet\. Build it first"):
+        tasks.run(c)
+    assert not any("pull" in command or "docker run" in command for command in commands(c))
+
+
+DEV = "docker container inspect --format '{{index .Config.Labels \"my-project.role\"}} {{.State.Running}}' my-project-dev"  # noqa: E501
+
+
+def test_explore_starts_runs_and_removes_its_container(monkeypatch):
+    monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
+    start = (
+        "docker run --detach --name my-project-dev --label my-project.role=dev"
+        f" --volume {ROOT}:/project:ro --workdir /project my-project-base:trixie sleep infinity"
+    )
+    c = docker_context(
+        {
+            DEV: failed(stderr="No such container"),
+            start: Result(),
+            "docker exec my-project-dev python3 -V": Result(stdout="Python 3.13.5"),
+            "docker container rm --force --volumes my-project-dev": Result(),
+        }
+    )
+    tasks.explore(c, cmd="python3 -V")
+    assert commands(c)[-3:] == [
+        start,
+        "docker exec my-project-dev python3 -V",
+        "docker container rm --force --volumes my-project-dev",
+    ]
+
+
+def test_explore_removes_its_container_when_interrupted(monkeypatch):
+    monkeypatch.setattr(bootstrap, "base", lambda c: "my-project-base:trixie")
+    c = docker_context(
+        {
+            DEV: failed(),
+            re.compile(r"^docker run --detach"): Result(),
+            "docker container rm --force --volumes my-project-dev": Result(),
+        }
+    )
+    mock = c.run
+
+    def interrupted(command, **kwargs):
+        if command.startswith("docker exec"):
+            raise KeyboardInterrupt
+        return mock(command, **kwargs)
+
+    c._set(run=Mock(wraps=interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        tasks.explore(c)
+    assert commands(c)[-1] == "docker container rm --force --volumes my-project-dev"
+
+
+def test_explore_joins_a_running_dev_container_and_leaves_it():
+    c = docker_context(
+        {DEV: Result(stdout="dev true"), "docker exec my-project-dev true": Result()}
+    )
+    tasks.explore(c, cmd="true")
+    assert not any(" rm " in command for command in commands(c))
+
+
+def test_explore_leaves_a_stranger_of_the_same_name_alone():
+    """A container the project did not make is never touched: no rm, no exec."""
+    c = docker_context({DEV: Result(stdout=" true")})
+    with pytest.raises(Exit, match=r"my-project-dev exists, and my-project did not make it"):
+        tasks.explore(c)
+    assert commands(c)[-1] == DEV
+
+
+IMAGES = (
+    "docker image ls --no-trunc --filter label=my-project.role{}"
+    " --format '{{{{.ID}}}} {{{{.Repository}}}}:{{{{.Tag}}}}'"
+)
+
+
+def test_clean_removes_what_the_project_named_or_recorded_and_spares_images_built_on_it():
+    """Labels are inherited, so they are no proof: the project's images are those in its
+    repositories, and the untagged ones whose IDs it recorded when it built them."""
+    ledger = Path(".venv/stamps/images")
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("sha256:old my-project:0.1.0\n")
+    labelled = "\n".join([
+        "sha256:new my-project:0.1.0",  # ours: the repository the tasks tag
+        "sha256:new my-project:latest",
+        "sha256:child someone/tool:1",  # built FROM my-project:latest: it inherits the label
+        "sha256:old <none>:<none>",  # a rebuild's leftover: its ID was recorded
+        "sha256:theirs <none>:<none>",  # someone's untagged build on ours
+        "sha256:base my-project-base:trixie-amd64",
+        "sha256:derived someone/base-tool:1",  # built FROM the base
+    ])  # fmt: skip
+    ls = "docker container ls --all"
+    stopped = " ".join(f"--filter status={state}" for state in ("created", "exited", "dead"))
+    c = docker_context(
+        {
+            f"{ls} --filter 'name=^my-project-dev$' --filter label=my-project.role=dev --quiet":
+                Result(stdout="c1\n"),
+            f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
+            # a killed base upgrade's: it goes with the base
+            f"{ls} --filter label=my-project.role=upgrade --filter 'name=^my-project-base-upgrade-'"
+            f" {stopped} --quiet": Result(stdout="c3\n"),
+            "docker container rm --force --volumes c1 c2": Result(),
+            "docker container rm --force --volumes c1 c2 c3": Result(),
+            IMAGES.format(""): Result(stdout=labelled),
+            IMAGES.format("=base"): Result(stdout="\n".join(labelled.splitlines()[-2:])),
+            re.compile(r"^docker image rm "): Result(),
+            re.compile(r"^docker image ls --all "): Result(stdout="sha256:new\n"),
+        }
+    )  # fmt: skip
+    tasks.clean(c)
+    assert "docker image rm --force my-project:0.1.0 my-project:latest sha256:old" in commands(c)
+    assert "docker container rm --force --volumes c1 c2" in commands(c)
+    tasks.clean(c, base=True)
+    assert "docker container rm --force --volumes c1 c2 c3" in commands(c)
+    removed = [command for command in commands(c) if command.startswith("docker image rm")]
+    assert removed[-1].endswith(" my-project:0.1.0 my-project:latest my-project-base:trixie-amd64")
+    assert ledger.read_text() == ""  # the recorded image is gone: so is its record
+
+
+def test_clean_on_podman_never_forces_and_takes_a_name_off_an_image_in_use():
+    """Podman's rmi --force would remove the containers that use the image, anyone's; and it
+    lists no dead containers (it refuses the filter). A name that a container holds is
+    untagged, as Docker's --force does; the build cache is left alone, and said so."""
+    ls = "podman container ls --all"
+    stopped = " ".join(f"--filter status={state}" for state in ("created", "exited", "stopped"))
+    labelled = "sha256:new localhost/my-project:0.1.0\nsha256:old <none>:<none>"
+    c = context(
+        {
+            "podman info --format '{{.Version.Version}}'": Result(stdout="4.3.1\n"),
+            f"{ls} --filter 'name=^my-project-dev$' --filter label=my-project.role=dev --quiet":
+                Result(),
+            f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
+            f"{ls} --filter label=my-project.role=upgrade --filter 'name=^my-project-base-upgrade-'"
+            f" {stopped} --quiet": Result(),
+            "podman container rm --force --time 0 --volumes c2": Result(),
+            IMAGES.replace("docker", "podman").format(""): Result(stdout=labelled),
+            IMAGES.replace("docker", "podman").format("=base"): Result(),
+            "podman image rm localhost/my-project:0.1.0": failed(stderr="in use by a container"),
+            "podman untag localhost/my-project:0.1.0": Result(),
+            "podman image rm sha256:old": Result(),
+            re.compile(r"^podman image ls --all "): Result(),
+        },
+        docker_command="podman",
+    )  # fmt: skip
+    Path(".venv/stamps").mkdir(parents=True)
+    Path(".venv/stamps/images").write_text("sha256:old my-project:0.1.0\n")
+    tasks.clean(c, build_cache=True, yes=True)
+    removed = [command for command in commands(c) if " rm " in command or "untag" in command]
+    assert removed == [
+        "podman container rm --force --time 0 --volumes c2",
+        "podman image rm localhost/my-project:0.1.0",
+        "podman untag localhost/my-project:0.1.0",
+        "podman image rm sha256:old",
+    ]
+    assert not any("prune" in command for command in commands(c))
+
+
+BASE = "my-project-base:trixie-amd64"
+LIBZSTD = {"package": "libzstd1", "version": "1.5.7+dfsg-1", "fixed": "1.5.7+dfsg-1+deb13u1"}
+
+
+def base_context(*checks: Result, made: str = "s1", **config) -> MockContext:
+    """A context whose bootstrapped base is BASE, current with Debian's archive as it was in
+    state MADE, and whose archive answers CHECKS in turn."""
+    inspect = f"docker image inspect --format '{{{{.Id}}}}' {BASE}"
+    label = '{{index .Config.Labels "my-project.debian-state"}}'
+    state = f"docker image inspect --format '{label}' {BASE}"
+    return docker_context(
+        {
+            "docker image inspect python:3.13-slim": failed(),
+            inspect: Result(stdout="sha256:base\n"),
+            state: Result(stdout=f"{made}\n"),
+            re.compile(r"^docker run --rm --pull=never .* python3 -c "): list(checks),
+            # The upgrade: it says the state of the archive it upgraded from.
+            re.compile(r"^docker run --name "): Result(stdout='{"state": "s2"}\n'),
+            re.compile(r"^docker (export|build|container rm) "): Result(),
+        },
+        **config,
+    )
+
+
+def test_a_base_behind_debian_s_archive_is_upgraded_and_the_moved_packages_named(capsys):
+    said = json.dumps(LIBZSTD) + "\n" + json.dumps({"state": "s1"}) + "\n"
+    c = base_context(Result(stdout=said))
+    bootstrap.fresh(c, "linux/amd64")
+    out = capsys.readouterr().out
+    assert (
+        f"{BASE} is behind Debian's archive: libzstd1 1.5.7+dfsg-1 -> 1.5.7+dfsg-1+deb13u1" in out
+    )
+    upgrade = next(command for command in commands(c) if command.startswith("docker run --name"))
+    assert upgrade.endswith(" --upgrade")
+    assert any(command.startswith("docker export --output ") for command in commands(c))
+    assert any(
+        command.startswith(
+            "docker build --platform linux/amd64 --label my-project.role=base "
+            f"--label my-project.debian-state=s2 --tag {BASE} "
+        )
+        for command in commands(c)
+    )
+
+
+def test_a_current_base_is_made_again_only_when_debian_has_published_since(capsys):
+    """Nothing of the base is behind, but a package that the build installs on it may be: when
+    the archive's state moved, the base is made again, so that the build installs anew."""
+    current = Result(stdout=json.dumps({"state": "s1"}) + "\n")
+    c = base_context(current)
+    bootstrap.fresh(c, "linux/amd64")
+    assert f"{BASE} holds every fix in Debian's archive" in capsys.readouterr().out
+    assert not any(command.startswith("docker run --name") for command in commands(c))
+    c = base_context(Result(stdout=json.dumps({"state": "s2"}) + "\n"), made="s1")
+    bootstrap.fresh(c, "linux/amd64")
+    assert "Debian has published since it was made: making it again" in capsys.readouterr().out
+    assert any(command.startswith("docker run --name") for command in commands(c))
+
+
+def test_an_archive_that_cannot_be_reached_is_one_warning_and_the_base_is_kept(capsys):
+    c = base_context(Result(stdout='{"error": "W: Failed to fetch"}\n', exited=2))
+    bootstrap.fresh(c, "linux/amd64")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line for line in out if "warning" in line] == [
+        f"warning: Debian's archive cannot be reached (W: Failed to fetch): {BASE} is kept"
+    ]
+    assert not any(
+        command.startswith(("docker run --name", "docker build")) for command in commands(c)
+    )
+
+
+def test_refresh_base_false_keeps_the_base_as_it_is():
+    c = base_context(docker_refresh_base=False)
+    bootstrap.fresh(c, "linux/amd64")
+    assert commands(c) == []
+
+
+def test_the_release_gate_refuses_a_runtime_behind_the_archive_in_one_line(monkeypatch):
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: BASE)
+    monkeypatch.setattr(bootstrap, "native", lambda c, platform, used: None)
+    report = tasks.security.Report(behind=[LIBZSTD], checked=26)
+    monkeypatch.setattr(tasks.security, "audit", lambda c, ref, platform, base, native: report)
+    c = docker_context({})
+    with pytest.raises(Exit) as exit_:
+        tasks._security_gate(c, allow_outdated=False)
+    [line] = str(exit_.value.message).splitlines()
+    assert line.startswith(
+        "error: my-project:0.1.0 holds libzstd1 1.5.7+dfsg-1, and Debian's archive has "
+        "1.5.7+dfsg-1+deb13u1, with its fixes. Run `inv base`, then release again"
+    )
+    tasks._security_gate(c, allow_outdated=True)  # overridden: said, not refused
+
+
+def test_clean_build_cache_asks_and_needs_yes_without_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    c = docker_context({re.compile(r"^docker (container|image) ls"): Result()})
+    with pytest.raises(Exit, match=r"needs an answer, and there is no terminal\. Add --yes"):
+        tasks.clean(c, build_cache=True)
+    assert not any("prune" in command for command in commands(c))
+    c.set_result_for("run", "docker builder prune --force", Result())
+    tasks.clean(c, build_cache=True, yes=True)
+    assert commands(c)[-1] == "docker builder prune --force"
+
+
+def test_build_without_strip_keeps_the_symbols(build_context):
+    c, _ = build_context
+    c.config.docker.strip = False
+    tasks.build(c)
+    build = next(command for command in commands(c) if command.startswith("docker build "))
+    assert "--build-arg STRIP=0" in build
+
+
+def test_push_tags_pushes_pulls_back_by_digest_and_smoke_tests(monkeypatch):
+    monkeypatch.setattr(images, "git", lambda c, *args: "" if args[0] == "status" else "abc1234")
+    repository = "127.0.0.1:5000/team/my-project"
+    digest = "sha256:" + "ab" * 32
+    pushed = Result(stdout=f"latest: digest: {digest} size: 1234\n")
+    throwaway = f"my-project-verify:{os.getpid()}-amd64"
+    smoke_run = re.compile(rf"^docker run .* --network none {throwaway} -c 'import my_project'$")
+    c = docker_context(
+        {
+            HAVE_IMAGE: Result(stdout="sha256:1"),
+            re.compile(r"^docker image inspect --format '\{\{\.Id\}\}' "): Result(
+                stdout="sha256:1"
+            ),
+            re.compile(r"^docker (tag|push) "): pushed,
+            f"docker pull --platform linux/amd64 {repository}@{digest}": Result(),
+            f"docker image inspect --format '{{{{.Id}}}}' {throwaway}": Result(stdout="sha256:1"),
+            smoke_run: Result(),
+            re.compile(r"^docker image rm "): Result(),
+        },
+        registry_url="127.0.0.1:5000/team",
+    )
+    assert tasks._push(c) == f"{repository}@{digest}"
+    published = [
+        command for command in commands(c) if command.split()[1] in {"tag", "push", "pull"}
+    ]
+    assert published == [
+        f"docker tag my-project:0.1.0 {repository}:0.1.0",
+        f"docker push {repository}:0.1.0",
+        f"docker tag my-project:0.1.0 {repository}:abc1234",
+        f"docker push {repository}:abc1234",
+        f"docker tag my-project:0.1.0 {repository}:latest",
+        f"docker push {repository}:latest",
+        f"docker pull --platform linux/amd64 {repository}@{digest}",
+        f"docker tag {repository}@{digest} {throwaway}",
+    ]
+    assert commands(c)[-1] == f"docker image rm {throwaway}"
+
+
+def test_push_of_two_platforms_pushes_each_then_a_manifest_list_and_checks_each(monkeypatch):
+    """Each platform's image under VERSION-ARCH; the list under the three tags (plain HTTP
+    for a loopback registry); then each platform pulled from the list and smoke-tested."""
+    monkeypatch.setattr(images, "git", lambda c, *args: "" if args[0] == "status" else "abc1234")
+    repository = "127.0.0.1:5000/team/my-project"
+    amd64, arm64, listed = ("sha256:" + digit * 64 for digit in "123")
+    info = {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}}
+    c = docker_context(
+        {
+            re.compile(r"^docker image inspect --format '\{\{\.Id\}\}' "): Result(
+                stdout="sha256:1"
+            ),
+            "docker info --format '{{json .RegistryConfig}}'": Result(stdout=json.dumps(info)),
+            re.compile(r"^docker tag "): Result(),
+            f"docker push {repository}:0.1.0-amd64": Result(stdout=f"digest: {amd64} size: 1"),
+            f"docker push {repository}:0.1.0-arm64": Result(stdout=f"digest: {arm64} size: 1"),
+            re.compile(r"^docker manifest create "): Result(),
+            re.compile(r"^docker manifest push "): Result(stdout=f"{listed}\n"),
+            re.compile(r"^docker pull --platform "): Result(),
+            re.compile(r"^docker run .* -c 'import my_project'$"): Result(),
+            re.compile(r"^docker image rm "): Result(),
+        },
+        registry_url="127.0.0.1:5000/team",
+        docker_platforms="linux/amd64,linux/arm64",
+    )
+    assert tasks._push(c) == f"{repository}@{listed}"
+    manifests = [command for command in commands(c) if command.startswith("docker manifest")]
+    pushed_images = f"{repository}@{amd64} {repository}@{arm64}"
+    assert manifests == [
+        command
+        for tag in ("0.1.0", "abc1234", "latest")
+        for command in (
+            f"docker manifest create --insecure --amend {repository}:{tag} {pushed_images}",
+            f"docker manifest push --insecure --purge {repository}:{tag}",
+        )
+    ]
+    pulls = [command for command in commands(c) if command.startswith("docker pull")]
+    assert pulls == [
+        f"docker pull --platform linux/{arch} {repository}@{listed}" for arch in ("amd64", "arm64")
+    ]
+    runs = [command for command in commands(c) if command.startswith("docker run")]
+    assert any("--platform linux/arm64" in run and run.endswith("my_project'") for run in runs)
+
+
+def test_clean_local_with_no_engine_cleans_the_tree_and_leaves_the_engine(capsys):
+    c = context({re.compile(r"^(rm|find) "): Result(), ENGINE: failed(stderr="Cannot connect")})
+    tasks.clean(c, local=True)
+    assert commands(c)[0] == ENGINE
+    assert commands(c)[1].startswith("rm -rf .venv htmlcov dist")
+    assert "the work tree is clean, the engine was left alone" in capsys.readouterr().out
+
+
+def test_no_docker_cli_is_one_line_that_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(
+        Exit, match=r"^error: there is no docker CLI `docker` here\..*INVOKE_DOCKER"
+    ):
+        tasks.run(context({}))
+
+
+def test_build_of_two_platforms_builds_each_with_its_own_base_and_tags(build_context, monkeypatch):
+    """The engine's own platform gets VERSION and latest; another, VERSION-ARCH; each its base."""
+    c, _ = build_context
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: f"base-{platform.split('/')[1]}")
+    monkeypatch.setattr(platforms, "require_emulation", lambda c, platform: None)
+    c.config.docker.platforms = "linux/amd64,linux/arm64"
+    inspect = "docker image inspect --format"
+    c.set_result_for(
+        "run", f"{inspect} '{{{{.Id}}}}' my-project:0.1.0-arm64", Result(stdout="sha256:a")
+    )
+    c.set_result_for("run", f"{inspect} '{{{{.Size}}}}' my-project:0.1.0-arm64", Result(stdout="1"))
+    tasks.build(c)
+    builds = [shlex.split(line) for line in commands(c) if line.startswith("docker build ")]
+    assert [build[build.index("--platform") + 1] for build in builds] == [
+        "linux/amd64",
+        "linux/arm64",
+    ]
+    assert "BASE_IMAGE=base-arm64" in builds[1]
+    assert [flag for flag in builds[1] if flag.startswith("my-project:")] == [
+        "my-project:0.1.0-arm64"
+    ]
+    # arm64's builder runs on the engine's CPU, on amd64's base, with binutils for arm64.
+    crossed = [
+        "BUILDER_PLATFORM=linux/amd64",
+        "BUILD_IMAGE=base-amd64",
+        "STRIP_PACKAGE=binutils-aarch64-linux-gnu",
+        "STRIP_PROGRAM=aarch64-linux-gnu-strip",
+    ]
+    assert all(arg in builds[1] for arg in crossed)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("own", "target", "config", "builder", "strip"),
+    [
+        ("linux/amd64", "linux/arm64", {}, "linux/amd64", "aarch64-linux-gnu-strip"),
+        # The other way round, as on an Apple silicon Mac or an arm64 runner.
+        ("linux/arm64", "linux/amd64", {}, "linux/arm64", "x86_64-linux-gnu-strip"),
+        ("linux/amd64", "linux/amd64", {}, "linux/amd64", "strip"),
+        # A 32-bit target: a venv is laid out by the word size of the Python that makes it.
+        ("linux/arm64", "linux/arm/v7", {}, "linux/arm/v7", "strip"),
+        ("linux/amd64", "linux/arm64", {"docker_cross": False}, "linux/arm64", "strip"),
+    ],
+)
+def test_the_builder_runs_on_the_engine_s_cpu_where_it_can(
+    monkeypatch, own, target, config, builder, strip
+):
+    c = context({PLATFORM: Result(stdout=f"{own}\n")}, **config)
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: "python:3.13-slim")
+    args = cross.build_args(c, target, "3.13")
+    assert (args["BUILDER_PLATFORM"], args["STRIP_PROGRAM"]) == (builder, strip)
+    binutils = f"binutils-{strip.removesuffix('-strip').replace('_', '-')}"
+    assert args["STRIP_PACKAGE"] == ("binutils" if strip == "strip" else binutils)
+
+
+def test_bases_of_two_kinds_emulate_the_builder_and_say_so(monkeypatch, capsys):
+    """A pulled base runs /usr/local/bin/python3, a bootstrapped one /usr/bin/python3: a venv
+    made on one would name an interpreter that the other lacks."""
+    c = context({PLATFORM: Result(stdout="linux/amd64\n")})
+    bases = {"linux/amd64": "python:3.13-slim", "linux/arm64": "my-project-base:trixie-arm64"}
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: bases[platform])
+    args = cross.build_args(c, "linux/arm64", "3.13")
+    assert args["BUILDER_PLATFORM"] == "linux/arm64"
+    assert args["BUILD_IMAGE"] == "my-project-base:trixie-arm64"
+    assert "linux/arm64: emulating its builder" in capsys.readouterr().out
+
+
+def test_the_sdists_are_the_requirements_that_the_lock_has_no_wheel_of_for_the_target():
+    def package(name: str, *files: str) -> str:
+        listed = ", ".join(f'{{file = "{file}", hash = "sha256:00"}}' for file in files)
+        return f'[[package]]\nname = "{name}"\nversion = "1.0"\nfiles = [{listed}]\n'
+
+    Path("poetry.lock").write_text("\n".join([
+        package("Fire", "fire-1.0-py3-none-any.whl", "fire-1.0.tar.gz"),
+        package("polars", "polars-1.0-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+                "polars-1.0-cp39-abi3-manylinux_2_17_x86_64.whl"),
+        package("psycopg2", "psycopg2-1.0.tar.gz"),
+        package("nvidia-x", "nvidia_x-1.0-py3-none-manylinux_2_27_x86_64.whl"),
+        package("numpy", "numpy-1.0-cp313-cp313-manylinux_2_28_aarch64.whl",
+                "numpy-1.0-cp313-cp313t-manylinux_2_28_x86_64.whl",
+                "numpy-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"),
+        package("unlocked-dev-tool", "tool-1.0.tar.gz"),
+    ]))  # fmt: skip
+    pinned = ["fire", "polars", "psycopg2", "nvidia-x", "numpy"]
+    Path("requirements.txt").write_text("".join(f"{name}==1.0 \\\n    --hash=sha256:00\n"
+                                                for name in pinned))  # fmt: skip
+    lock, requirements = Path("poetry.lock"), Path("requirements.txt")
+    assert cross.sdists(lock, requirements, "arm64", "3.13") == ["nvidia-x", "psycopg2"]
+    # No free-threaded wheel (cp313t) or another CPython's (cp312) fits 3.13.
+    assert cross.sdists(lock, requirements, "amd64", "3.13") == ["numpy", "psycopg2"]
+
+
+def test_a_platform_that_is_not_one_is_one_clear_line(build_context):
+    c, _ = build_context
+    c.config.docker.platforms = "linux/amd64,arm64"
+    with pytest.raises(
+        Exit, match=r"docker.platforms names 'arm64', not a platform such as linux/arm64"
+    ):
+        tasks.build(c)
+
+
+def saved_image(created: str) -> tuple[dict, dict]:
+    """An image's config and manifest entry as `docker save` writes them, made at CREATED."""
+    # BuildKit's inline cache lists its links in no fixed order: it goes too.
+    config = {"architecture": "amd64", "created": created,
+              "history": [{"created": created, "created_by": "COPY x /"}],
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:00"]},
+              "moby.buildkit.cache.v0": created}  # fmt: skip
+    name = f"{hashlib.sha256(json.dumps(config).encode()).hexdigest()}.json"
+    return config, {"Config": name, "RepoTags": ["x:1"], "Layers": ["l/layer.tar"]}
+
+
+def test_an_image_built_at_two_times_is_written_as_one_with_the_commit_s_time(tmp_path):
+    """Only the config's times differ between two builds: rewritten, they are the same image."""
+    written = []
+    for created in ("2026-11-29T10:00:00.1Z", "2026-12-01T08:30:00.2Z"):
+        target = tmp_path / f"written-{created}.tar"
+        reproducible.rewrite(*saved_image(created), target, ["my-project:0.1.0"], 0)
+        with tarfile.open(target) as archive:
+            [entry] = json.load(archive.extractfile("manifest.json"))
+            config = json.load(archive.extractfile(entry["Config"]))
+            assert archive.getnames() == [entry["Config"], "manifest.json"]  # the engine has l
+        written.append(entry["Config"])
+        assert entry["RepoTags"] == ["my-project:0.1.0"]
+        assert config["created"] == config["history"][0]["created"] == "1970-01-01T00:00:00Z"
+        assert "moby.buildkit.cache.v0" not in config
+    assert written[0] == written[1]  # the image's ID: the digest of its config
+
+
+@pytest.mark.parametrize(
+    ("ref", "parts"),
+    [
+        ("127.0.0.1:5000/team/app:1.0", ("127.0.0.1:5000/team/app", "1.0")),
+        ("127.0.0.1:5000/team/app", ("127.0.0.1:5000/team/app", "latest")),
+        ("ghcr.io/team/app@sha256:ab", ("ghcr.io/team/app", "sha256:ab")),
+    ],
+)
+def test_verify_reads_a_reference_by_tag_or_digest(ref, parts):
+    assert verification.split(ref) == parts
+
+
+def test_verify_needs_a_commit_and_a_public_key_and_says_which(monkeypatch):
+    monkeypatch.setattr(images, "git", lambda c, *args: "")
+    with pytest.raises(Exit, match=r"^error: v9 is not a commit of this repository\.$"):
+        tasks.verify(context({}), ref="127.0.0.1:5000/team/app:1.0", commit="v9")
+    monkeypatch.setattr(images, "git", lambda c, *args: "a" * 40)
+    with pytest.raises(Exit, match=r"^error: there is no public key at cosign.pub \(signing"):
+        tasks.verify(context({}), ref="127.0.0.1:5000/team/app:1.0")
+
+
+def test_keygen_makes_a_pair_once_the_private_key_for_its_owner_alone(capsys):
+    c = Context(Config(overrides=tasks.ns.configuration()))
+    tasks.keygen(c)
+    assert oct(Path("cosign.key").stat().st_mode & 0o777) == "0o600"
+    assert Path("cosign.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    before = Path("cosign.key").read_bytes()
+    tasks.keygen(c)
+    assert "cosign.key is there already" in capsys.readouterr().out
+    assert Path("cosign.key").read_bytes() == before
+    assert "cosign.key" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(monkeypatch):
+    """SLSA v1: the commit, the lock's and the export's hashes, each base by its ID, the Debian
+    packages that the SBOM lists and those the build installed, the parameters; the same for
+    two builds of one commit."""
+    sbom_file = Path("dist/my-project-0.1.0.cdx.json")
+    sbom_file.parent.mkdir()
+    components = [
+        {"purl": "pkg:deb/debian/libc6@2.41-12?arch=amd64"},
+        {"purl": "pkg:pypi/fire@0.7.1"},
+    ]
+    sbom_file.write_text(json.dumps({"components": components}))
+    monkeypatch.setattr(engine, "image_id", lambda c, ref: f"sha256:{ref[-1]}")
+    args = {"BASE_IMAGE": "base-a", "BUILD_IMAGE": "base-b", "REVISION": "c" * 40,
+            "RUNTIME": "distroless", "SDISTS": "", "VERSION": "0.1.0"}  # fmt: skip
+    target = provenance.path(sbom_file)
+    built = ["pkg:deb/debian/gcc-14@14.2.0-19?arch=arm64"]
+    provenance.write(context({}), sbom_file, "linux/arm64", args, built)
+    written = target.read_text()
+    predicate = json.loads(written)
+    assert target.name == "my-project-0.1.0.provenance.json"
+    assert provenance.commit(predicate) == "c" * 40
+    resolved = predicate["buildDefinition"]["resolvedDependencies"]
+    names = {item.get("name") or item["uri"]: item.get("digest") for item in resolved}
+    lock = hashlib.sha256(Path("poetry.lock").read_bytes()).hexdigest()
+    assert names["poetry.lock"] == {"sha256": lock}
+    assert names["docker-image://base-a"] == {"sha256": "a"}
+    assert names["docker-image://base-b"] == {"sha256": "b"}
+    assert "pkg:deb/debian/libc6@2.41-12?arch=amd64" in names
+    assert "pkg:pypi/fire@0.7.1" not in names  # the lock's hash says it
+    uses = {item["uri"]: item["annotations"]["use"] for item in resolved if "annotations" in item}
+    assert uses == {"pkg:deb/debian/libc6@2.41-12?arch=amd64": "runtime", built[0]: "build"}
+    parameters = predicate["buildDefinition"]["externalParameters"]
+    assert parameters["platform"] == "linux/arm64" and parameters["RUNTIME"] == "distroless"
+    provenance.write(context({}), sbom_file, "linux/arm64", args, built)
+    assert target.read_text() == written
+    # A build that ran no stage that installs packages keeps what the provenance lists.
+    log = "#7 [app 2/3] COPY main.py /app/\n#8 [linux/arm64 sdists 4/4] RUN true\n#8 CACHED\n"
+    assert provenance.build_packages(context({}), [], log, sbom_file) == built
+
+
+@pytest.mark.parametrize(
+    ("line", "purl"),
+    [
+        ("binutils:amd64=2.44-3", "pkg:deb/debian/binutils@2.44-3?arch=amd64"),
+        ("libpq-dev:arm64=17.6-0+deb13u1", "pkg:deb/debian/libpq-dev@17.6-0%2Bdeb13u1?arch=arm64"),
+        ("libc6-dev:amd64=1:2.41-12~x", "pkg:deb/debian/libc6-dev@1%3A2.41-12~x?arch=amd64"),
+    ],
+)
+def test_a_build_package_s_url_is_written_as_syft_writes_a_debian_one(line, purl):
+    assert provenance.purl(line) == purl
+
+
+def test_the_stages_that_ran_are_read_off_buildkit_s_log():
+    log = ("#5 [linux/arm64 sdists 2/4] RUN apt-install\n#6 [builder 3/9] COPY x /\n#6 CACHED\n"
+           "#7 [app 1/2] COPY main.py /app/\n#8 [internal] load build context\n")  # fmt: skip
+    assert engine.stages_ran(log) == {"sdists", "app"}
+
+
+def test_the_steps_that_ran_are_read_off_buildah_s_log():
+    """Podman's log: stages that interleave, each named by its first step alone."""
+    log = (
+        "[1/3] STEP 1/2: FROM base:1 AS system\n[1/3] STEP 2/2: RUN apt-install x\n"
+        "--> Using cache 0123abcd\n--> 0123abcd\n"
+        "[2/3] STEP 1/3: FROM 0123abcd AS sdists\n[2/3] STEP 2/3: COPY a /\n"
+        "[3/3] STEP 1/2: FROM base:1 AS app\n[3/3] STEP 2/2: RUN make\nbuilt\n--> 4567\n"
+        "[2/3] STEP 3/3: RUN pip-install\n--> Using cache 89ab\n"
+    )
+    # The COPY's answer never came before another stage's line: it counts as run.
+    assert engine.stages_ran(log) == {"sdists", "app"}
+    assert engine.ran(log) == ["RUN make"]
+
+
+def test_podman_is_told_the_labels_that_read_a_build_argument():
+    """Buildah caches a LABEL by its text: those that read an argument go on the command line."""
+    dockerfile = DOCKERFILE.read_text()
+    argv = ["build", "--build-arg", "REVISION=abc123", "--target", "runtime"]
+    flags = podman.labels(dockerfile, argv)
+    assert flags[flags.index("org.opencontainers.image.revision=abc123") - 1] == "--label"
+    assert "org.opencontainers.image.version=unknown" in flags  # the ARG's default
+    assert podman.labels(dockerfile, ["build", "--target", "test"]) == []
+
+
+def test_podman_knows_the_stages_that_a_target_builds():
+    """What a Podman build needs built afresh: the stages it starts from, copies from, mounts."""
+    dockerfile = DOCKERFILE.read_text()
+    runtime = podman.stages(
+        dockerfile, ["build", "--build-arg", "RUNTIME=slim", "--target", "runtime"]
+    )
+    assert {"slim", "rootfs", "libs", "sdists", "builder", "app", "wheel"} <= runtime
+    assert "distroless" not in runtime and "test" not in runtime
+    assert podman.mounting(dockerfile) == {"builder", "rootfs", "ldcache", "slim"}
+    assert podman.stages(dockerfile, ["build", "--target", "build-packages"]) == {
+        "build-packages",
+        "builder",
+        "sdists",
+        "system",
+        "base",
+    }

@@ -1,0 +1,94 @@
+"""An image as `docker save` writes it: saved once, when first read, for each step that reads it.
+
+Writing an image reproducibly reads its config; its SBOM reads its layers. Both read one
+archive, and neither saves the image when its stamp says that its work is done.
+"""
+
+import contextlib
+import copy
+import functools
+import io
+import json
+import posixpath
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from invoke import Context
+
+from shipyard.tooling import engine
+from shipyard.tooling.commands import ok
+from shipyard.tooling.project import NAME
+
+
+class Archive:
+    """The image REF as `docker save` writes it into FOLDER, saved when first read."""
+
+    def __init__(self, c: Context, ref: str, folder: Path) -> None:
+        self.c, self.ref, self.folder = c, ref, folder
+
+    @functools.cached_property
+    def path(self) -> Path:
+        path = self.folder / "image.tar"
+        saved = engine.docker(self.c, "save", "--output", str(path), self.ref, hide=True, warn=True)
+        ok(saved, what=f"docker save {self.ref}", fix="See the error above.")
+        return path
+
+    @functools.cached_property
+    def manifest(self) -> dict:
+        """The archive's one manifest entry: its config's and its layers' names in it."""
+        with tarfile.open(self.path) as archive:
+            return json.load(archive.extractfile("manifest.json"))[0]
+
+    def config(self) -> dict:
+        """The image's config, as the engine holds it."""
+        with tarfile.open(self.path) as archive:
+            return json.load(archive.extractfile(self.manifest["Config"]))
+
+    def paths(self, layer: int) -> list[str]:
+        """The paths that the LAYER-th layer holds (a whiteout under its own name), as /PATH."""
+        with tarfile.open(self.path) as archive:
+            inner = archive.extractfile(self.manifest["Layers"][layer])
+            with tarfile.open(fileobj=inner) as tar:
+                names = (name.removeprefix("./").rstrip("/") for name in tar.getnames())
+                return [f"/{name}" for name in names if name not in {"", "."}]
+
+    def upper(self, start: int, target: Path) -> None:
+        """Write to TARGET an archive of the layers from the START-th up, as an image of its
+        own: what a scan of only those layers reads."""
+        config = self.config()
+        config["rootfs"]["diff_ids"] = config["rootfs"]["diff_ids"][start:]
+        config.pop("history", None)  # it would no longer match the layers
+        layers = self.manifest["Layers"][start:]
+        entry = {"Config": "config.json", "RepoTags": None, "Layers": layers}
+        with tarfile.open(target, "w") as archive:
+            add(archive, "config.json", json.dumps(config).encode())
+            add(archive, "manifest.json", json.dumps([entry]).encode())
+            self.copy_layers(layers, archive)
+
+    def copy_layers(self, layers: list[str], archive: tarfile.TarFile) -> None:
+        """Add to ARCHIVE the LAYERS of this one (their names in its manifest), each once."""
+        with tarfile.open(self.path) as source:
+            for name in dict.fromkeys(layers):
+                member = source.getmember(name)
+                if member.issym():  # a layer that the archive holds once, under another name
+                    linked = posixpath.join(posixpath.dirname(name), member.linkname)
+                    member = source.getmember(posixpath.normpath(linked))
+                renamed = copy.copy(member)
+                renamed.name = name
+                archive.addfile(renamed, source.extractfile(member))
+
+
+@contextlib.contextmanager
+def saved(c: Context, ref: str) -> Iterator[Archive]:
+    """The image REF's archive, to read while the context lasts; it is then removed."""
+    with tempfile.TemporaryDirectory(prefix=f"{NAME}-image-") as folder:
+        yield Archive(c, ref, Path(folder))
+
+
+def add(archive: tarfile.TarFile, name: str, content: bytes) -> None:
+    """Add a file NAME that holds CONTENT to ARCHIVE."""
+    info = tarfile.TarInfo(name)
+    info.size = len(content)
+    archive.addfile(info, io.BytesIO(content))

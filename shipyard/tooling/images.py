@@ -1,0 +1,131 @@
+"""The app's images: their names, what a build of one is told, and the build with what follows.
+
+A build is told, as build arguments, what the app's pyproject.toml says (tooling/project.py)
+and what the settings add: where its wheel is built, its script, its packages, its tests and
+the Debian packages that each stage wants, the labels of its commit. Then the runtime is
+written again with the commit's time (reproducible.py), the registry's cache is fed where
+there is one (registry.py), and its SBOM and provenance are written (sbom.py, provenance.py).
+"""
+
+import json
+import shlex
+
+from invoke import Context
+
+from shipyard.tooling import (
+    archive,
+    cross,
+    engine,
+    owned,
+    platforms,
+    provenance,
+    pythons,
+    registry,
+    reproducible,
+    sbom,
+    suite,
+)
+from shipyard.tooling.commands import probe
+from shipyard.tooling.project import NAME, ROLE, VERSION, app
+
+_said: set[str] = set()  # the detection, said once a process
+
+
+def ref(c: Context, tag: str = VERSION) -> str:
+    """The image's name with TAG: docker.image, which is the app's name by default."""
+    return f"{c.docker.image}:{tag}"
+
+
+def git(c: Context, *args: str) -> str:
+    return probe(c, shlex.join(["git", *args])).stdout.strip()
+
+
+def epoch(c: Context) -> int:
+    """SOURCE_DATE_EPOCH: the time of the commit, which every time in the runtime takes."""
+    return int(git(c, "log", "-1", "--format=%ct") or 0)
+
+
+def labels(c: Context) -> dict[str, str]:
+    """The OCI labels' build arguments: the app's name and version, and the commit."""
+    dirty = "-dirty" if git(c, "status", "--porcelain") else ""
+    return {
+        "TITLE": NAME,
+        "VERSION": VERSION,
+        "REVISION": (git(c, "rev-parse", "HEAD") or "unknown") + dirty,
+        "CREATED": git(c, "log", "-1", "--format=%cI") or "unknown",
+        "SOURCE": app().source,
+    }
+
+
+def arguments(c: Context, platform: str) -> dict[str, str]:
+    """The build arguments of PLATFORM's image, but for the labels: the Dockerfile's places,
+    the settings, and what the app is. An app with a build script builds its wheel on the
+    target, whose the wheel then is, and the distroless tree serves what that wheel links."""
+    found = app()
+    script = found.script(c.app.script)
+    if found.describe(script) not in _said:
+        _said.add(found.describe(script))
+        print(f"app: {found.describe(script)}")
+    compiled = bool(found.build_script)
+    return {
+        **cross.build_args(c, platform, pythons.version(c)),
+        "PYTHON_VERSION": pythons.version(c),
+        "RUNTIME": c.docker.runtime,
+        "BUILD_PACKAGES": c.docker.build_packages,
+        "RUNTIME_PACKAGES": c.docker.runtime_packages,
+        "TEST_PACKAGES": c.docker.test_packages,
+        "HOST_LIBRARIES": c.docker.host_libraries,
+        "STRIP": "1" if c.docker.strip else "0",
+        "WHEEL_STAGE": "sdists" if compiled else "builder",
+        "ROOTFS_VENV": "app" if compiled else "builder",
+        "BUILD_REQUIRES": json.dumps(found.requires),
+        "SCRIPT": script or "",
+        "IMPORTS": " ".join(found.packages),
+        "TEST_ARGS": json.dumps(suite.arguments(c, everything=True, selection=[], image=True)),
+    }
+
+
+def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
+    """Build TARGET for PLATFORM, through the registry's cache where there is one; return the
+    image's first name. A runtime's every time is the commit's, so that its ID follows the
+    source; its SBOM and provenance are written beside it."""
+    runtime = target == "runtime"
+    tag = platforms.tag(c, platform, VERSION if runtime else "test")
+    tags = [ref(c, tag)]
+    if runtime and platform == platforms.own(c):
+        tags.append(ref(c, "latest"))
+    build_args = {**arguments(c, platform), **labels(c)}
+    common = ["build", "--platform", platform]
+    common += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
+    cache = registry.cache(c)
+    if cache:  # inline cache: each image pushed there carries what rebuilds its layers
+        refs = {
+            stage: registry.cache_ref(c, cache, stage, platform) for stage in ("builder", target)
+        }
+        common += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+        common += [flag for name in refs.values() for flag in ("--cache-from", name)]
+    argv = [*common, *(["--no-cache"] if no_cache else []), "--target", target]
+    argv += ["--label", f"{ROLE}={target}"]
+    argv += [flag for name in tags for flag in ("--tag", name)]
+    before = engine.image_id(c, tags[0])
+    log = engine.build(c, argv, keeps=tags[0])
+    built = after = engine.image_id(c, tags[0])
+    owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
+    with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it
+        if runtime:
+            after = reproducible.written(c, image, tags, epoch(c))
+            owned.built(c, after, *tags)
+        # What ran is new to the cache (the builder's part of it too), or it lacked it: push.
+        if cache and (engine.ran(log) or engine.cache_missed(log)):
+            builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
+            engine.build(c, [*common, *builder])
+            owned.built(c, engine.image_id(c, refs["builder"]), refs["builder"])
+            registry.push_cache(c, refs["builder"], refs["builder"])
+            registry.push_cache(c, built or tags[0], refs[target])  # BuildKit's, with its links
+        state = "unchanged: every layer was cached" if after == before else "built"
+        print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
+        if runtime:
+            sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
+            packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
+            provenance.write(c, sbom.path(c, tag), platform, build_args, packages)
+    return tags[0]

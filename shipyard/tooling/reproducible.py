@@ -1,0 +1,73 @@
+"""Reproducible images: a commit gives the same image ID on any engine, on any day.
+
+BuildKit makes each layer the same from the same files (docker/layer sets every time in them
+to the epoch), but Docker 20.10's writes the time of the build into the image's config: its
+`created`, and each history entry's; and, with an inline cache, the cache's links in no fixed
+order. Nothing else in the config varies: the labels hold the commit and its time, never the
+build's time or host. So the runtime image is written again with the commit's time
+(SOURCE_DATE_EPOCH: `git log -1 --format=%ct`) in those fields, and without the cache's links.
+Only its config is written: loaded back under its names, it joins the layers that the engine
+holds already (0.05 s). An image written once is known again by the ID that BuildKit gave it,
+and only tagged (0.1 s).
+
+Podman's Buildah sets every time in its layers itself (tooling/podman.py), and writes in each
+history entry the ID of the image that the step started from: IDs of the stages' images,
+which vary (dpkg's log, say, holds the time of the build). Those go too. Podman loads no
+archive without its layers: its archive carries them.
+"""
+
+import datetime
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+from invoke import Context
+
+from shipyard.tooling import engine, podman, stamps
+from shipyard.tooling.archive import Archive, add
+
+INLINE_CACHE = "moby.buildkit.cache.v0"
+
+
+def written(c: Context, image: Archive, refs: list[str], epoch: int) -> str | None:
+    """The IMAGE that BuildKit (or Buildah) built, written with EPOCH as its time under the
+    names REFS; its ID."""
+    built = image.ref
+    if c.config.run.dry:
+        return built
+    step = f"reproducible-{built.removeprefix('sha256:')}"
+    found = (stamps.read(step) or "").split()
+    if found[:1] == [str(epoch)] and engine.image_id(c, found[1]) == found[1]:
+        for ref in refs:  # BuildKit's cache gave the image it gave before: known already
+            engine.docker(c, "tag", found[1], ref, hide=True)
+        return found[1]
+    loaded = image.folder / "written.tar"
+    rewrite(image.config(), dict(image.manifest), loaded, refs, epoch)
+    if podman.chosen(c):
+        with tarfile.open(loaded, "a") as archive:
+            image.copy_layers(image.manifest["Layers"], archive)
+    engine.docker(c, "load", "--input", str(loaded), hide=True)
+    written = engine.image_id(c, refs[0])
+    stamps.record(c, step, f"{epoch} {written}")
+    return written
+
+
+def rewrite(config: dict, entry: dict, target: Path, refs: list[str], epoch: int) -> None:
+    """Write to TARGET an image's CONFIG, its times set to EPOCH, and its manifest ENTRY (as
+    `docker save` writes them) naming it REFS over the same layers, which TARGET leaves out:
+    `docker load` finds each of them in the engine, by its digest."""
+    created = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config["created"] = created
+    for step in config.get("history", []):
+        step["created"] = created
+        if step.get("comment", "").startswith("FROM "):  # Buildah's: the ID it started from
+            del step["comment"]
+    # BuildKit's inline cache, which lists its links in no fixed order: the cache's copy of
+    # the image keeps it (tasks.py pushes BuildKit's own image there); this one needs none.
+    config.pop(INLINE_CACHE, None)
+    data = json.dumps(config, separators=(",", ":")).encode()
+    entry["Config"], entry["RepoTags"] = f"{hashlib.sha256(data).hexdigest()}.json", refs
+    with tarfile.open(target, "w") as archive:
+        add(archive, entry["Config"], data)
+        add(archive, "manifest.json", json.dumps([entry]).encode())
