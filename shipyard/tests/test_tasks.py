@@ -39,8 +39,7 @@ from shipyard.tooling import (
 )
 from shipyard.tooling.project import DOCKERFILE
 
-PIP_CERT = f"{sys.executable} -m pip config get global.cert"
-PIP_INDEX = f"{sys.executable} -m pip config get global.index-url"
+PIP_CONFIG = f"{sys.executable} -m pip config list"
 PYPI = f"{sys.executable} -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)'"
 ENGINE = "docker version --format '{{.Server.Version}}'"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -80,8 +79,7 @@ def context(run: dict, **config) -> MockContext:
         area, _, name = key.partition("_")
         overrides[area] = {**overrides.get(area, {}), name: value}
     pip = {
-        PIP_INDEX: failed(),
-        PIP_CERT: failed(),
+        PIP_CONFIG: Result(stdout=""),
         PYPI: Result(stdout="https://pypi.invalid/simple/\n"),
     }
     return MockContext(config=Config(overrides=overrides), run={**pip, **run})
@@ -90,7 +88,7 @@ def context(run: dict, **config) -> MockContext:
 def commands(c: MockContext) -> list[str]:
     """The commands C ran, but for the questions asked of pip (its index, its CA bundle) and
     of the engine (its platform)."""
-    questions = {PIP_INDEX, PIP_CERT, PYPI, PLATFORM}
+    questions = {PIP_CONFIG, PYPI, PLATFORM}
     return [call.args[0] for call in c.run.call_args_list if call.args[0] not in questions]
 
 
@@ -567,7 +565,7 @@ def test_build_hands_the_ca_bundle_and_mirror_over_as_secrets(build_context, mon
 def test_build_refuses_a_missing_ca_bundle(build_context, monkeypatch):
     c, _ = build_context
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
-    c.set_result_for("run", PIP_CERT, failed())
+    c.set_result_for("run", PIP_CONFIG, Result(stdout="global.timeout='60'\n"))
     with pytest.raises(Exit, match=r"CA bundle /nonexistent/ca\.pem \(from SSL_CERT_FILE\)"):
         tasks.build(c)
 

@@ -22,6 +22,7 @@ from shipyard import __version__
 from shipyard.tooling import poetry, project
 from shipyard.tooling.project import COLLECTION, ROOT
 
+PYTHON = "3.11"  # the oldest Python that the collection's own code runs on (tomllib)
 ADOPTED = "adopted.json"  # in the project's shipyard/: the collection's version, and its files
 LEFT_HERE = ("tests",)  # the collection's own tests: they test the tooling, here
 TASKS = '''\
@@ -111,13 +112,14 @@ def group(c: Context, target: Path) -> str:
     )  # fmt: skip
     theirs = project.pyproject(target).get("tool", {}).get("poetry", {}).get("group", {})
     have = theirs.get("shipyard", {}).get("dependencies", {})
-    if have == wanted:
+    versions = {name: given.get("version") if isinstance(given, dict) else given
+                for name, given in have.items()}  # fmt: skip
+    if versions == wanted:
         return "the group shipyard: in pyproject.toml and poetry.lock already"
     specifiers = [f"{name}@{constraint}" for name, constraint in wanted.items()]
-    added = poetry.run(
-        c, "--directory", str(target), "add", "--lock", "--group", "shipyard", *specifiers,
-        echo=True, warn=True,
-    )  # fmt: skip
+    # For the Pythons that the tasks run on alone: the app may support older ones (>=3.5).
+    add = ["add", "--lock", "--group", "shipyard", "--python", f">={PYTHON}", *specifiers]
+    added = poetry.run(c, "--directory", str(target), *add, echo=True, warn=True)
     poetry.ok(c, added, what="poetry add", fix="Fix what poetry names above, then adopt again.")
     return f"the group shipyard ({', '.join(wanted)}): added to pyproject.toml and poetry.lock"
 

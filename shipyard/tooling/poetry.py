@@ -21,12 +21,17 @@ UNBUILT = re.compile(r"originates from the build backend.* issues with (\S+) \((
 
 def run(c: Context, *args: str, **kwargs) -> Result:
     """Run poetry on .venv. It reads the index through the mirror plugin, as pip reads it: the
-    simple API, which every index serves (poetry's own PyPI client also needs a JSON API)."""
+    simple API, which every index serves (poetry's own PyPI client also needs a JSON API); and
+    it trusts the CA bundle that pip trusts, wherever pip finds it (its own config file, say),
+    as builds do: poetry's HTTP client would otherwise take certifi's alone."""
     env = {
         "VIRTUAL_ENV": str(ROOT / VENV),
         "POETRY_VIRTUALENVS_CREATE": "false",
         "POETRY_PYPI_MIRROR_URL": index(c),
     }
+    bundle = secrets.ca_bundle(c)
+    if bundle:
+        env |= {"REQUESTS_CA_BUNDLE": bundle, "SSL_CERT_FILE": bundle}
     return c.run(shlex.join([str(POETRY / "bin" / "poetry"), *args]), env=env, **kwargs)
 
 

@@ -1,6 +1,7 @@
 """pip's package index and CA bundle: found where pip finds them, handed to builds as secrets."""
 
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -14,14 +15,19 @@ from shipyard.tooling.commands import probe
 from shipyard.tooling.project import NAME
 
 _pip_settings: dict[str, str] = {}  # asked of pip once a process: each question costs 0.3 s
+# A line of `pip config list`: global.cert='/etc/ssl/certs/ca-certificates.crt'.
+SETTING = re.compile(r"^([\w.-]+)='(.*)'$", re.MULTILINE)
 
 
 def pip_setting(c: Context, key: str) -> str:
-    """pip's own setting KEY (such as global.cert), or "" where pip has none."""
-    if key not in _pip_settings:
-        asked = probe(c, shlex.join([sys.executable, "-m", "pip", "config", "get", key]))
-        _pip_settings[key] = asked.stdout.strip() if asked.ok else ""
-    return _pip_settings[key]
+    """pip's own setting KEY (such as global.cert), or "" where pip has none. pip's settings
+    are read merged, from every file it reads (`pip config get` misses a key that a file other
+    than the last one holds, as where /etc/pip.conf and /etc/xdg/pip/pip.conf are both)."""
+    if "pip" not in _pip_settings:
+        listed = probe(c, shlex.join([sys.executable, "-m", "pip", "config", "list"]))
+        _pip_settings.update(SETTING.findall(listed.stdout) if listed.ok else [])
+        _pip_settings["pip"] = "asked"
+    return _pip_settings.get(key, "")
 
 
 def index(c: Context) -> str | None:
