@@ -129,7 +129,7 @@ def test_the_test_stage_runs_the_suite_in_the_image(distroless):
     # Cached or not, the image exists only if the suite passed inside it.
     assert image_id("my-project:test")
     log = docker("history", "--no-trunc", "my-project:test").stdout
-    assert "python -m pytest" in log
+    assert "run-tests" in log
 
 
 def test_explore_cmd_prints_the_base_python_and_leaves_nothing():
