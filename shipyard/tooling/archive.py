@@ -47,12 +47,15 @@ class Archive:
             return json.load(archive.extractfile(self.manifest["Config"]))
 
     def paths(self, layer: int) -> list[str]:
-        """The paths that the LAYER-th layer holds (a whiteout under its own name), as /PATH."""
+        """The paths that the LAYER-th layer holds (a whiteout under its own name), as /PATH;
+        a folder's as /PATH/."""
         with tarfile.open(self.path) as archive:
             inner = archive.extractfile(self.manifest["Layers"][layer])
             with tarfile.open(fileobj=inner) as tar:
-                names = (name.removeprefix("./").rstrip("/") for name in tar.getnames())
-                return [f"/{name}" for name in names if name not in {"", "."}]
+                members = ((member.name.removeprefix("./").rstrip("/"), member.isdir())
+                           for member in tar.getmembers())  # fmt: skip
+                return [f"/{name}{'/' if folder else ''}" for name, folder in members
+                        if name not in {"", "."}]  # fmt: skip
 
     def upper(self, start: int, target: Path) -> None:
         """Write to TARGET an archive of the layers from the START-th up, as an image of its

@@ -29,6 +29,7 @@ from shipyard.tooling.project import NAME, VENV, VERSION
 SYFT = VENV / "bin" / "syft"
 # What syft last said of each image that has an SBOM in dist/, to read again only what changed.
 SCANS = VENV / "scans"
+FORMAT = 2  # of what is kept there: syft's whole account, and the layers' paths, folders marked
 
 # What syft's file catalog calls an ELF file.
 ELF = {"application/x-sharedlib", "application/x-executable", "application/x-pie-executable",
@@ -81,13 +82,14 @@ def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dic
     how many layers it read to say so.
 
     LAST holds what syft said of the image that was scanned before. When the two share their
-    lower layers, and what lies above them holds no package and hides nothing of theirs,
-    syft reads only the layers above, and its word on the lower ones is kept: after an edit
-    of the app, one small layer. Anything else is a scan of the whole image.
+    lower layers, and what lies above them hides nothing of theirs and holds no package but
+    those that stand in for the ones there before (the app's own, after an edit), syft reads
+    only the layers above, and its word on the lower ones is kept: after an edit of the app,
+    one small layer. Anything else is a scan of the whole image.
     """
     before = json.loads(last.read_text()) if last.is_file() else {}
-    if before.get("syft-installed") != _syft_installed():
-        before = {}  # another syft's word: it may say otherwise
+    if before.get("syft-installed") != _syft_installed() or before.get("format") != FORMAT:
+        before = {}  # another syft's word (it may say otherwise), or not all of it
     shared = 0  # how many lower layers the two images share
     for old, new in zip(before.get("layers", []), layers, strict=False):
         if old != new:
@@ -97,7 +99,7 @@ def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dic
     if found is None:
         paths = [image.paths(layer) for layer in range(len(layers))]
         found, shared = {"layers": layers, "paths": paths, **_syft(c, image.path)}, 0
-    found["syft-installed"] = _syft_installed()
+    found["syft-installed"], found["format"] = _syft_installed(), FORMAT
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_text(json.dumps(found))
     return found, len(layers) - shared
@@ -105,32 +107,92 @@ def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dic
 
 def _merged(c: Context, image: Archive, before: dict, layers: list, shared: int) -> dict | None:
     """BEFORE's scan with the layers above its SHARED lower ones scanned again as LAYERS has
-    them; None where only a scan of the whole image can say what is there."""
+    them; None where only a scan of the whole image can say what is there.
+
+    A package above (the app's own, installed from its wheel) may stand in for one that was
+    there before: the same name, version and requirements, which are all that syft's ties
+    between packages (dependency-of) are made of. Its ties to the packages below are syft's
+    own from before, carried over to its new ID; anything else above that is tied to what
+    lies below calls for the whole scan."""
     paths = before["paths"][:shared] + [image.paths(layer) for layer in range(shared, len(layers))]
-    lower = {path for listed in paths[:shared] for path in listed}
+    lower = {path.rstrip("/") for listed in paths[:shared] for path in listed}
     above = [*paths[shared:], *before["paths"][shared:]]  # what is there now, and was there
-    if any(_hidden(path) & lower for listed in above for path in listed):
+    if any(_hidden(path) & lower for listed in above for path in listed if path[-1] != "/"):
         return None  # a layer above holds or hides a path of the lower ones
+    # A folder stated again above hides nothing, and its own entry is the upper one's: it must
+    # be stated again now wherever it was before, or the lower one's entry is not at hand.
+    now, then = ({path.rstrip("/") for listed in paths_ for path in listed if path[-1] == "/"}
+                 & lower for paths_ in (paths[shared:], before["paths"][shared:]))  # fmt: skip
+    if not then <= now:
+        return None
     kept = set(layers[:shared])
-    files = [entry for entry in before["syft"]["files"] if entry["location"].get("layerID") in kept]
-    remaining = {entry["id"] for entry in files}
-    gone = {entry["id"] for entry in before["syft"]["files"]} - remaining
-    for package in before["syft"]["artifacts"]:
-        if any(location.get("layerID") not in kept for location in package["locations"]):
-            return None  # a package that lay above: scan it all again
-    for relation in before["syft"]["artifactRelationships"]:
-        if {relation["parent"], relation["child"]} & gone:
-            return None
+    old = before["syft"]
+    files = [entry for entry in old["files"] if entry["location"].get("layerID") in kept
+             and entry["location"]["path"] not in now]  # fmt: skip
+    placed = {package["id"]: {place.get("layerID") for place in package["locations"]}
+              for package in old["artifacts"]}  # fmt: skip
+    artifacts = [package for package in old["artifacts"] if placed[package["id"]] <= kept]
+    replaced = [package for package in old["artifacts"] if not placed[package["id"]] <= kept]
+    upper = {"files": [], "artifacts": [], "artifactRelationships": []}
     if shared < len(layers):
         with tempfile.TemporaryDirectory(prefix=f"{NAME}-sbom-") as folder:
             above_only = Path(folder) / "above.tar"
             image.upper(shared, above_only)
-            upper = _syft(c, above_only)
-        if upper["syft"]["artifacts"] or upper["syft"]["artifactRelationships"]:
-            return None  # a package above: its relations to what lies below need the whole
-        files += upper["syft"]["files"]
-    syft = {**before["syft"], "files": files}
-    return {"layers": layers, "paths": paths, "syft": syft, "cyclonedx": before["cyclonedx"]}
+            upper = _syft(c, above_only)["syft"]
+    successors = {}  # a package that was above: the one that stands in for it now
+    for package in replaced:
+        standing = [new for new in upper["artifacts"] if _same(package, new)]
+        if len(standing) != 1:
+            return None
+        successors[package["id"]] = standing[0]["id"]
+    if sorted(successors.values()) != sorted(new["id"] for new in upper["artifacts"]):
+        return None  # a package above that was not there before
+    source = old["source"]["id"]  # the image: it contains each package, and stays below
+    below = {entry["id"] for entry in files} | {package["id"] for package in artifacts} | {source}
+    relationships = []
+    for relation in old["artifactRelationships"]:
+        ends = [relation["parent"], relation["child"]]
+        if all(end in below for end in ends):
+            relationships.append(relation)
+        elif ends[0] == source and ends[1] in successors:
+            continue  # the image contains the package that stands in: the scan above says so
+        elif any(end in below for end in ends):  # a tie from below to what was above
+            if relation["type"] != "dependency-of" or not all(
+                end in below or end in successors for end in ends
+            ):
+                return None
+            relationships.append({**relation, "parent": successors.get(ends[0], ends[0]),
+                                  "child": successors.get(ends[1], ends[1])})  # fmt: skip
+    named = {upper.get("source", {}).get("id"): source}  # the scan above's image is this one
+    relationships += [{**relation, "parent": named.get(relation["parent"], relation["parent"])}
+                      for relation in upper["artifactRelationships"]]  # fmt: skip
+    syft = {**old, "files": files + upper["files"], "artifacts": artifacts + upper["artifacts"],
+            "artifactRelationships": relationships}  # fmt: skip
+    cyclonedx = _converted(c, syft) if upper["artifacts"] else before["cyclonedx"]
+    return {"layers": layers, "paths": paths, "syft": syft, "cyclonedx": cyclonedx}
+
+
+def _same(before: dict, now: dict) -> bool:
+    """Whether the package NOW stands in for BEFORE: what syft ties packages by is the same."""
+    fields = ("name", "version", "type", "purl")
+    wants = [(package.get("metadata") or {}).get("requiresDist") for package in (before, now)]
+    return all(before.get(key) == now.get(key) for key in fields) and wants[0] == wants[1]
+
+
+def _converted(c: Context, syft: dict) -> dict:
+    """The CycloneDX SBOM that syft writes of its own account SYFT (its syft-json): the very
+    one that its scan writes, as a scan of the whole image would."""
+    with tempfile.TemporaryDirectory(prefix=f"{NAME}-sbom-") as folder:
+        (Path(folder) / "syft.json").write_text(json.dumps(syft))
+        argv = [str(SYFT), "convert", f"{folder}/syft.json", "--quiet"]
+        argv += ["-o", f"cyclonedx-json={folder}/cdx.json"]
+        ok(
+            c.run(shlex.join(argv), env={"SYFT_CHECK_FOR_APP_UPDATE": "false"}, hide=True,
+                  warn=True),
+            what="syft convert",
+            fix="Run `inv install`, then build again.",
+        )  # fmt: skip
+        return json.loads((Path(folder) / "cdx.json").read_text())
 
 
 def _hidden(path: str) -> set[str]:
@@ -158,10 +220,9 @@ def _syft(c: Context, archive: Path) -> dict:
             what="syft",
             fix="Run `inv install`, then build again.",
         )
-        found = json.loads((Path(folder) / "syft.json").read_text())
         return {
             "cyclonedx": json.loads((Path(folder) / "cdx.json").read_text()),
-            "syft": {key: found[key] for key in ("files", "artifacts", "artifactRelationships")},
+            "syft": json.loads((Path(folder) / "syft.json").read_text()),  # its whole account
         }
 
 
