@@ -41,9 +41,8 @@ from shipyard.tooling.project import DOCKERFILE
 
 PIP_CONFIG = f"{sys.executable} -m pip config list"
 PYPI = f"{sys.executable} -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)'"
-ENGINE = "docker version --format '{{.Server.Version}}'"
+ENGINE = f"docker version --format '{engine.VERSIONS}'"  # the engine, the CLI, the platform
 FIXTURES = Path(__file__).parent / "fixtures"
-PLATFORM = "docker version --format '{{.Server.Os}}/{{.Server.Arch}}'"
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +60,8 @@ def workdir(tmp_path, monkeypatch):
                             (registry, "_answers")):  # fmt: skip
         monkeypatch.setattr(module, answers, {})
     monkeypatch.setattr(bootstrap, "_said", set())
+    monkeypatch.setattr(bootstrap, "_found", {})
+    monkeypatch.setattr(engine, "_answered", {})
     # A docker CLI is on PATH, as far as the tasks can tell; the engine answers as each test says.
     which = shutil.which
     monkeypatch.setattr(
@@ -88,7 +89,7 @@ def context(run: dict, **config) -> MockContext:
 def commands(c: MockContext) -> list[str]:
     """The commands C ran, but for the questions asked of pip (its index, its CA bundle) and
     of the engine (its platform)."""
-    questions = {PIP_CONFIG, PYPI, PLATFORM}
+    questions = {PIP_CONFIG, PYPI, ENGINE}
     return [call.args[0] for call in c.run.call_args_list if call.args[0] not in questions]
 
 
@@ -397,10 +398,8 @@ def docker_context(run: dict, **config) -> MockContext:
     """A MockContext whose engine answers and whose CLI has BuildKit."""
     return context(
         {
-            ENGINE: Result(stdout="20.10.24\n"),
-            PLATFORM: Result(stdout="linux/amd64\n"),
+            ENGINE: Result(stdout="20.10.24 20.10.24+dfsg1 linux/amd64\n"),
             "docker buildx version": failed(),
-            "docker version --format '{{.Client.Version}}'": Result(stdout="20.10.24+dfsg1\n"),
             **run,
         },
         **config,
@@ -417,7 +416,7 @@ def test_no_engine_ends_in_one_line_that_says_what_to_do():
 
 
 def test_a_cli_without_buildkit_is_told_the_fix():
-    c = docker_context({"docker version --format '{{.Client.Version}}'": Result(stdout="28.2.2")})
+    c = docker_context({ENGINE: Result(stdout="28.2.2 28.2.2 linux/amd64")})
     with pytest.raises(Exit, match=r"client 28\.2\.2.*buildx.*INVOKE_DOCKER_COMMAND"):
         tasks.build(c)
 
@@ -431,7 +430,7 @@ def test_buildx_is_enough():
 def build_context(monkeypatch):
     """A context for `build`, with the base, git and the SBOM answered without commands."""
     monkeypatch.setattr(bootstrap, "base", lambda c, platform: "my-project-base:trixie-amd64")
-    answers = {"status": "", "--format=%ct": "1764460800"}  # else: the revision, the date
+    answers = {"status": "", "--format=%H %cI %ct": "abc123 2025-11-30T00:00:00Z 1764460800"}
     monkeypatch.setattr(
         images, "git", lambda c, *args: answers.get(args[0], answers.get(args[-1], "abc123"))
     )
@@ -517,7 +516,7 @@ def test_build_composes_one_buildkit_command_from_the_app_and_the_settings(build
         "TITLE": "my-project",
         "VERSION": "0.1.0",
         "REVISION": "abc123",
-        "CREATED": "abc123",
+        "CREATED": "2025-11-30T00:00:00Z",
         "SOURCE": "unknown",
     }
     call = next(call for call in c.run.call_args_list if call.args[0] == build)
@@ -814,7 +813,9 @@ def test_clean_on_podman_never_forces_and_takes_a_name_off_an_image_in_use():
     labelled = "sha256:new localhost/my-project:0.1.0\nsha256:old <none>:<none>"
     c = context(
         {
-            "podman info --format '{{.Version.Version}}'": Result(stdout="4.3.1\n"),
+            f"podman info --format '{engine.PODMAN_VERSIONS}'": Result(
+                stdout="4.3.1 4.3.1 linux/amd64\n"
+            ),
             f"{ls} --filter 'name=^my-project-dev$' --filter label=my-project.role=dev --quiet":
                 Result(),
             f"{ls} --filter label=my-project.role=run {stopped} --quiet": Result(stdout="c2\n"),
@@ -1039,8 +1040,8 @@ def test_push_of_two_platforms_pushes_each_then_a_manifest_list_and_checks_each(
 def test_clean_local_with_no_engine_cleans_the_tree_and_leaves_the_engine(capsys):
     c = context({re.compile(r"^(rm|find) "): Result(), ENGINE: failed(stderr="Cannot connect")})
     tasks.clean(c, local=True)
-    assert commands(c)[0] == ENGINE
-    assert commands(c)[1].startswith("rm -rf .venv htmlcov dist")
+    assert ENGINE in [call.args[0] for call in c.run.call_args_list]
+    assert commands(c)[0].startswith("rm -rf .venv htmlcov dist")  # the engine was only asked
     assert "the work tree is clean, the engine was left alone" in capsys.readouterr().out
 
 
@@ -1098,7 +1099,7 @@ def test_build_of_two_platforms_builds_each_with_its_own_base_and_tags(build_con
 def test_the_builder_runs_on_the_engine_s_cpu_where_it_can(
     monkeypatch, own, target, config, builder, strip
 ):
-    c = context({PLATFORM: Result(stdout=f"{own}\n")}, **config)
+    c = context({ENGINE: Result(stdout=f"20.10.24 20.10.24 {own}\n")}, **config)
     monkeypatch.setattr(bootstrap, "base", lambda c, platform: "python:3.13-slim")
     args = cross.build_args(c, target, "3.13")
     assert (args["BUILDER_PLATFORM"], args["STRIP_PROGRAM"]) == (builder, strip)
@@ -1109,7 +1110,7 @@ def test_the_builder_runs_on_the_engine_s_cpu_where_it_can(
 def test_bases_of_two_kinds_emulate_the_builder_and_say_so(monkeypatch, capsys):
     """A pulled base runs /usr/local/bin/python3, a bootstrapped one /usr/bin/python3: a venv
     made on one would name an interpreter that the other lacks."""
-    c = context({PLATFORM: Result(stdout="linux/amd64\n")})
+    c = context({ENGINE: Result(stdout="20.10.24 20.10.24 linux/amd64\n")})
     bases = {"linux/amd64": "python:3.13-slim", "linux/arm64": "my-project-base:trixie-arm64"}
     monkeypatch.setattr(bootstrap, "base", lambda c, platform: bases[platform])
     args = cross.build_args(c, "linux/arm64", "3.13")

@@ -40,12 +40,31 @@ def probe(c: Context, *args: str) -> Result:
     return _probe(c, argv(c, *args))
 
 
+# What the engine says of itself, asked once a process: its version, the CLI's, its platform.
+VERSIONS = "{{.Server.Version}} {{.Client.Version}} {{.Server.Os}}/{{.Server.Arch}}"
+PODMAN_VERSIONS = "{{.Version.Version}} {{.Version.Version}} {{.Host.OS}}/{{.Host.Arch}}"
+_answered: dict[str, Result] = {}
+
+
 def answers(c: Context) -> Result:
     """Ask the engine its version: the answer's .ok says whether one serves this CLI. Podman
-    has no daemon to ask: its CLI is the engine, and `info` shows it working."""
+    has no daemon to ask: its CLI is the engine, and `info` shows it working. One question
+    says all that the tasks ask of it (versions, platform); an answer is kept for the process."""
+    if c.docker.command in _answered:
+        return _answered[c.docker.command]
     if podman.chosen(c):
-        return probe(c, "info", "--format", "{{.Version.Version}}")
-    return probe(c, "version", "--format", "{{.Server.Version}}")
+        answer = probe(c, "info", "--format", PODMAN_VERSIONS)
+    else:
+        answer = probe(c, "version", "--format", VERSIONS)
+    if answer.ok:
+        _answered[c.docker.command] = answer
+    return answer
+
+
+def _said(c: Context, field: int) -> str:
+    """The FIELD-th word of the engine's answer (server, client, platform); "" where none."""
+    words = answers(c).stdout.split() if answers(c).ok else []
+    return words[field] if len(words) > field else ""
 
 
 def require(c: Context) -> None:
@@ -83,12 +102,12 @@ def require_docker(c: Context, what: str, why: str) -> None:
 def require_buildkit(c: Context) -> None:
     """End with a clear line when the engine is missing or the CLI cannot build with BuildKit."""
     require(c)
-    if podman.chosen(c) or probe(c, "buildx", "version").ok:  # Podman builds with Buildah
+    if podman.chosen(c):  # Podman builds with Buildah
         return
-    client = probe(c, "version", "--format", "{{.Client.Version}}").stdout.strip()
+    client = _said(c, 1)
     major = client.partition(".")[0]
     # Before 23.0, `docker build` has BuildKit built in; from 23.0 on, only the buildx plugin.
-    if major.isdigit() and int(major) < 23:
+    if (major.isdigit() and int(major) < 23) or probe(c, "buildx", "version").ok:
         return
     raise Exit(
         f"error: `{c.docker.command}` (client {client}) cannot build with BuildKit, which the "
@@ -203,11 +222,7 @@ def _meant(c: Context, ref: str) -> list[str]:
 def own_platform(c: Context) -> str | None:
     """The platform that the engine runs without emulation, such as linux/amd64: its daemon's,
     or the host's where Podman runs (it has no daemon); None where it cannot tell."""
-    if podman.chosen(c):
-        answer = probe(c, "info", "--format", "{{.Host.OS}}/{{.Host.Arch}}")
-    else:
-        answer = probe(c, "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}")
-    return answer.stdout.strip() if answer.ok else None
+    return _said(c, 2) or None
 
 
 def inspected(c: Context, ref: str) -> dict:
@@ -259,10 +274,10 @@ def _steps_run(log: str) -> list[tuple[str | None, str]]:
         return podman.steps_run(log)
     cached = set(re.findall(r"^#(\d+) CACHED$", log, re.MULTILINE))
     steps = {step: (where.split(), title) for step, where, title in STEP.findall(log)}
-    return [
+    return [  # a stage's FROM is DONE, never CACHED: it runs nothing
         (words[-2] if len(words) >= 2 and re.match(r"\d+/\d+$", words[-1]) else None, title)
         for step, (words, title) in steps.items()
-        if step not in cached
+        if step not in cached and not title.startswith("FROM ")
     ]
 
 

@@ -40,21 +40,21 @@ def git(c: Context, *args: str) -> str:
     return probe(c, shlex.join(["git", *args])).stdout.strip()
 
 
-def epoch(c: Context) -> int:
-    """SOURCE_DATE_EPOCH: the time of the commit, which every time in the runtime takes."""
-    return int(git(c, "log", "-1", "--format=%ct") or 0)
+def commit(c: Context) -> tuple[str, str, int]:
+    """HEAD's hash, its time as ISO 8601, and as SOURCE_DATE_EPOCH (which every time in the
+    runtime takes): asked of git once."""
+    said = git(c, "log", "-1", "--format=%H %cI %ct").split()
+    if len(said) != 3:  # no commit yet
+        return "unknown", "unknown", 0
+    return said[0], said[1], int(said[2])
 
 
 def labels(c: Context) -> dict[str, str]:
     """The OCI labels' build arguments: the app's name and version, and the commit."""
+    head, created, _ = commit(c)
     dirty = "-dirty" if git(c, "status", "--porcelain") else ""
-    return {
-        "TITLE": NAME,
-        "VERSION": VERSION,
-        "REVISION": (git(c, "rev-parse", "HEAD") or "unknown") + dirty,
-        "CREATED": git(c, "log", "-1", "--format=%cI") or "unknown",
-        "SOURCE": app().source,
-    }
+    return {"TITLE": NAME, "VERSION": VERSION, "REVISION": head + dirty, "CREATED": created,
+            "SOURCE": app().source}  # fmt: skip
 
 
 def arguments(c: Context, platform: str) -> dict[str, str]:
@@ -113,7 +113,7 @@ def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
     owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
     with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it
         if runtime:
-            after = reproducible.written(c, image, tags, epoch(c))
+            after = reproducible.written(c, image, tags, commit(c)[2])
             owned.built(c, after, *tags)
         # What ran is new to the cache (the builder's part of it too), or it lacked it: push.
         if cache and (engine.ran(log) or engine.cache_missed(log)):
