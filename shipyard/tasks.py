@@ -32,12 +32,12 @@ import shipyard
 from shipyard.tooling import (
     adoption,
     bootstrap,
-    cross,
     engine,
     images,
     imports,
     owned,
     platforms,
+    podman,
     poetry,
     project,
     pythons,
@@ -506,32 +506,60 @@ def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
 BENCH_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
-@task(pre=[install], help={"runs": "How many starts of each command make a latency median."})
-def bench(c, runs=21):
-    """Measure the image against two baselines; write docs/benchmarks.md.
+@task(
+    pre=[install],
+    help={
+        "runs": "How many starts of each command make a latency median.",
+        "loop": "Measure the inner loop alone: an edit's build and a no-op's, against a plain "
+        "build's (a few minutes; all that runs on Podman).",
+    },
+)
+def bench(c, runs=21, loop=False):
+    """Measure the image against two baselines; write docs/benchmarks.md and docs/inner-loop.md.
 
     Size (whole, compressed, by component), cold and incremental build times, arm64's (or
     amd64's) image and cold build, an empty engine's build from a registry cache, a second
-    `inv release`, and start latency. Takes a quarter of an hour; run it on a quiet machine.
-    It needs root, dockerd and docker-registry, for the empty engine and its registry.
+    `inv release`, and start latency: a quarter of an hour, on a quiet machine, with root,
+    dockerd and docker-registry (an empty engine and its registry). Then the inner loop, on
+    this engine: `inv build` after an edit of the app, and with nothing changed, beside a
+    plain two-stage build of the same edit (shipyard/bench/loop.py).
     """
-    engine.require_docker(c, "the benchmark", "its baselines are BuildKit builds on dockerd")
     engine.require_buildkit(c)
     build(c)
-    argv = [str(VENV / "bin" / "python"), str(COLLECTION / "bench" / "bench.py")]
-    argv += ["--docker", c.docker.command]
-    argv += ["--base", bootstrap.base(c), "--image", images.ref(c), "--runs", str(runs)]
-    for platform in BENCH_PLATFORMS:  # the other one is built too, as `build` would
-        if platform != platforms.own(c):
-            platforms.require_emulation(c, platform)
-            args = cross.build_args(c, platform, pythons.version(c))
-            argv += ["--foreign", f"{platform}={json.dumps(args)}"]
+    own = platforms.own(c)
     with secrets.build_secrets(c) as flags:
+        if not (loop or podman.chosen(c)):
+            argv = [str(VENV / "bin" / "python"), str(COLLECTION / "bench" / "bench.py")]
+            argv += ["--docker", c.docker.command, "--image", images.ref(c), "--runs", str(runs)]
+            argv += ["--args", json.dumps(images.arguments(c, own))]
+            for platform in BENCH_PLATFORMS:  # the other one is built too, as `build` would
+                if platform != own:
+                    platforms.require_emulation(c, platform)
+                    argv += ["--foreign", f"{platform}={json.dumps(images.arguments(c, platform))}"]
+            ok(
+                c.run(shlex.join([*argv, *flags]), echo=True, warn=True),
+                what="the benchmark",
+                fix="See its last lines above; `inv clean` removes what it left.",
+            )
+        elif not loop:
+            print("podman: the benchmark's baselines and empty engine are dockerd's: the inner "
+                  "loop alone is measured")  # fmt: skip
+        source = _edited_module()
+        argv = [str(VENV / "bin" / "python"), str(COLLECTION / "bench" / "loop.py")]
+        argv += ["--engine", c.docker.command, "--base", bootstrap.base(c), "--source", source]
+        argv += flags  # --secret id=...: as the plain builds take them
         ok(
-            c.run(shlex.join([*argv, *flags]), echo=True, warn=True),
-            what="the benchmark",
+            c.run(shlex.join(argv), echo=True, warn=True),
+            what="the inner loop's benchmark",
             fix="See its last lines above; `inv clean` removes what it left.",
         )
+
+
+def _edited_module() -> str:
+    """The module of the app that the inner loop's benchmark edits: its first package's."""
+    path = ROOT / next(iter(app().packages.values()))
+    module = path / "__init__.py" if path.is_dir() else path
+    return str(module.relative_to(ROOT))
 
 
 # --- Publish and release ------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import invoke
 import pytest
 
-from shipyard.tooling import podman
+from shipyard.tooling import engine, podman
 from shipyard.tooling.sandbox import free_port, wait_until  # noqa: F401 # the tests' too
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: the collection is its shipyard/
@@ -151,6 +151,7 @@ def context() -> invoke.Context:
     config = invoke.Config(project_location=str(ROOT))
     config.load_collection(tasks.ns.configuration())
     config.load_shell_env()
+    engine.forget()  # the tests' other processes change the engine's images
     return invoke.Context(config)
 
 

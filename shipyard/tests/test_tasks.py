@@ -60,8 +60,8 @@ def workdir(tmp_path, monkeypatch):
                             (registry, "_answers")):  # fmt: skip
         monkeypatch.setattr(module, answers, {})
     monkeypatch.setattr(bootstrap, "_said", set())
-    monkeypatch.setattr(bootstrap, "_found", {})
     monkeypatch.setattr(engine, "_answered", {})
+    engine.forget()
     # A docker CLI is on PATH, as far as the tasks can tell; the engine answers as each test says.
     which = shutil.which
     monkeypatch.setattr(

@@ -32,7 +32,6 @@ STATE = f"{NAME}.debian-state"
 # What an engine puts in every container, Docker's and Podman's, which the base never held.
 ENGINE_FILES = {".dockerenv", "run/.containerenv"}
 _said: set[str] = set()  # what this process has said of the bases, said once
-_found: dict[tuple, str] = {}  # the base of each platform (and settings), found once a process
 # The root becomes an image by a build, which (unlike `docker import`) records its platform.
 DOCKERFILE = """\
 FROM scratch
@@ -43,16 +42,8 @@ CMD ["python3"]
 
 
 def base(c: Context, platform: str | None = None, force: bool = False) -> str:
-    """The base image to build PLATFORM on (default: the engine's own platform); found once a
-    process, where nothing forces it to be made again."""
+    """The base image to build PLATFORM on (default: the engine's own platform)."""
     platform = platform or platforms.own(c)
-    key = (c.docker.command, pythons.base(c), bool(c.docker.bootstrap), c.registry.cache, platform)
-    if force or key not in _found:
-        _found[key] = _base(c, platform, force)
-    return _found[key]
-
-
-def _base(c: Context, platform: str, force: bool) -> str:
     wanted = pythons.base(c)
     if not force and engine.platform_of(c, wanted) == platform:
         return wanted

@@ -31,8 +31,10 @@ def docker(c: Context, *args: str, **kwargs) -> Result:
     """Run the configured docker CLI with ARGS, each passed as one argument.
 
     Only an interactive command reads the terminal (in_stream=sys.stdin): any other would
-    swallow what the user types ahead for the shell that comes next.
+    swallow what the user types ahead for the shell that comes next. What may change the
+    engine's images makes their IDs, as this process knows them, be asked anew.
     """
+    forget()
     return c.run(argv(c, *args), **{"in_stream": False, **kwargs})
 
 
@@ -44,6 +46,9 @@ def probe(c: Context, *args: str) -> Result:
 VERSIONS = "{{.Server.Version}} {{.Client.Version}} {{.Server.Os}}/{{.Server.Arch}}"
 PODMAN_VERSIONS = "{{.Version.Version}} {{.Version.Version}} {{.Host.OS}}/{{.Host.Arch}}"
 _answered: dict[str, Result] = {}
+# What this process asked of the engine's images, since it last ran a command that may change them.
+_ids: dict[str, str | None] = {}
+_inspected: dict[str, dict] = {}
 
 
 def answers(c: Context) -> Result:
@@ -206,12 +211,16 @@ def prune_build_cache(c: Context, yes: bool) -> None:
 
 
 def image_id(c: Context, ref: str) -> str | None:
-    """REF's ID (sha256:HEX), where the engine has the image; else None."""
-    for name in _meant(c, ref):
-        found = probe(c, "image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
-        if found:
-            return podman.image_id(found)
-    return None
+    """REF's ID (sha256:HEX), where the engine has the image; else None. Asked once, until a
+    command of this process may have changed the engine's images."""
+    if ref not in _ids:
+        _ids[ref] = None
+        for name in _meant(c, ref):
+            found = probe(c, "image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
+            if found:
+                _ids[ref] = podman.image_id(found)
+                break
+    return _ids[ref]
 
 
 def _meant(c: Context, ref: str) -> list[str]:
@@ -227,13 +236,23 @@ def own_platform(c: Context) -> str | None:
 
 def inspected(c: Context, ref: str) -> dict:
     """What the engine says of the local image REF ({} where there is none), its ID as
-    Docker writes it. (Podman's inspect has no variant to template: the JSON has it.)"""
-    for name in _meant(c, ref):
-        answer = probe(c, "image", "inspect", name)  # Podman answers [] where there is none
-        [found] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
-        if "Id" in found:
-            return {**found, "Id": podman.image_id(found["Id"])}
-    return {}
+    Docker writes it. (Podman's inspect has no variant to template: the JSON has it.) Asked
+    once, as image_id() is."""
+    if ref not in _inspected:
+        _inspected[ref] = {}
+        for name in _meant(c, ref):
+            answer = probe(c, "image", "inspect", name)  # Podman answers [] where there is none
+            [found] = (json.loads(answer.stdout) if answer.ok else None) or [{}]
+            if "Id" in found:
+                _inspected[ref] = {**found, "Id": podman.image_id(found["Id"])}
+                break
+    return _inspected[ref]
+
+
+def forget() -> None:
+    """Forget what the engine said of its images: another process may have changed them."""
+    _ids.clear()
+    _inspected.clear()
 
 
 def platform_of(c: Context, ref: str) -> str | None:

@@ -9,6 +9,7 @@ there is one (registry.py), and its SBOM and provenance are written (sbom.py, pr
 
 import json
 import shlex
+import time
 
 from invoke import Context
 
@@ -108,13 +109,17 @@ def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
     argv += ["--label", f"{ROLE}={target}"]
     argv += [flag for name in tags for flag in ("--tag", name)]
     before = engine.image_id(c, tags[0])
+    start = time.monotonic()
     log = engine.build(c, argv, keeps=tags[0])
+    took = {"the engine": time.monotonic() - start}
     built = after = engine.image_id(c, tags[0])
     owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
     with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it
         if runtime:
+            start = time.monotonic()
             after = reproducible.written(c, image, tags, commit(c)[2])
             owned.built(c, after, *tags)
+            took["written again"] = time.monotonic() - start
         # What ran is new to the cache (the builder's part of it too), or it lacked it: push.
         if cache and (engine.ran(log) or engine.cache_missed(log)):
             builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
@@ -123,7 +128,10 @@ def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
             registry.push_cache(c, refs["builder"], refs["builder"])
             registry.push_cache(c, built or tags[0], refs[target])  # BuildKit's, with its links
         state = "unchanged: every layer was cached" if after == before else "built"
-        print(f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])}")
+        spent = "; ".join(f"{name} {seconds:.1f} s" for name, seconds in took.items())
+        print(
+            f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])} ({spent})"
+        )
         if runtime:
             sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
             packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
