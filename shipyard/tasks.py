@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
@@ -350,9 +351,8 @@ def build(c, test=False, no_cache=False, skip_import_check=False):
         platforms.require_emulation(c, platform)
     for platform in wanted:
         bootstrap.fresh(c, platform, always=False)  # asked once an hour; `inv base` asks now
-        ref = images.build(c, platform, "test" if test else "runtime", no_cache)
-        if not test and not skip_import_check:
-            imports.check(c, ref, platform)
+        gate = None if test or skip_import_check else partial(imports.check, c, platform=platform)
+        images.build(c, platform, "test" if test else "runtime", no_cache, check=gate)
 
 
 def _container_of(ref: str, platform: str) -> list[str]:

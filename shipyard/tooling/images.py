@@ -7,9 +7,11 @@ written again with the commit's time (reproducible.py), the registry's cache is 
 there is one (registry.py), and its SBOM and provenance are written (sbom.py, provenance.py).
 """
 
+import concurrent.futures
 import json
 import shlex
 import time
+from collections.abc import Callable
 
 from invoke import Context
 
@@ -86,10 +88,13 @@ def arguments(c: Context, platform: str) -> dict[str, str]:
     }
 
 
-def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
+def build(
+    c: Context, platform: str, target: str, no_cache: bool, check: Callable[[str], None] | None
+) -> str:
     """Build TARGET for PLATFORM, through the registry's cache where there is one; return the
     image's first name. A runtime's every time is the commit's, so that its ID follows the
-    source; its SBOM and provenance are written beside it."""
+    source; its SBOM and provenance are written beside it, while CHECK (the import gate) runs
+    on it at the same time, and ends the build if it fails."""
     runtime = target == "runtime"
     tag = platforms.tag(c, platform, VERSION if runtime else "test")
     tags = [ref(c, tag)]
@@ -133,7 +138,11 @@ def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
             f"{' and '.join(tags)} ({platform}): {state}, {engine.image_size(c, tags[0])} ({spent})"
         )
         if runtime:
-            sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
-            packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
-            provenance.write(c, sbom.path(c, tag), platform, build_args, packages)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as beside:
+                checked = beside.submit(check, tags[0]) if check else None
+                sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
+                packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
+                provenance.write(c, sbom.path(c, tag), platform, build_args, packages)
+            if checked:
+                checked.result()  # the gate's own line, where it failed
     return tags[0]
