@@ -451,7 +451,7 @@ def audit(c, image=None, platform=None):
     native = bootstrap.native(c, platform, base_image)
     report = security.audit(c, ref, platform, base_image, native)
     if report.error:
-        raise Exit(f"error: Debian's archive cannot be reached ({report.error}). Try again.")
+        raise Exit(f"error: {report.error}. Fix what it says, then try again.")
     if report.behind:
         print(security.table(report))
         raise Exit("\n".join(report.lines(ref, "Run `inv base`, then `inv build`.")))
@@ -726,8 +726,8 @@ def _security_gate(c: Context, allow_outdated: bool) -> None:
         base_image = bootstrap.base(c, platform)
         native = bootstrap.native(c, platform, base_image)
         report = security.audit(c, ref, platform, base_image, native)
-        if report.error:  # the freshness check warned already: no archive, no verdict
-            print(f"warning: Debian's archive cannot be reached: {ref} ({platform}) is unaudited")
+        if report.error:  # no archive, no verdict: said, as whoever failed says it
+            print(f"warning: {report.error}: {ref} ({platform}) is unaudited")
         elif report.behind and not allow_outdated:
             fix = "Run `inv base`, then release again (--allow-outdated overrides, and says so)."
             raise Exit("\n".join(report.lines(ref, fix)))

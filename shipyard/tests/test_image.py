@@ -58,6 +58,22 @@ def test_the_user_is_not_root_and_there_is_no_pip(image):
     assert "No module named pip" in pip.stderr
 
 
+def test_any_uid_runs_it_as_openshift_runs_an_image(image):
+    """A uid that the image does not know, on a read-only root with a tmpfs at /tmp, and no
+    shell: the user's name, home and a cache directory work, and so does the app."""
+    hardened = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--network", "none",
+                "--user", "4242:4242"]  # fmt: skip
+    code = ("import getpass, pathlib; home = pathlib.Path.home(); cache = home / '.cache' / 'x';"
+            " cache.mkdir(parents=True); (cache / 'f').write_text('kept');"
+            " print(getpass.getuser(), home, (cache / 'f').read_text())")  # fmt: skip
+    ran = docker("run", "--rm", *hardened, "--entrypoint", "/opt/venv/bin/python", image.ref,
+                 "-c", code, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "app /tmp kept\n"
+    greeted = docker("run", "--rm", *hardened, image.ref, "say-hello", "--name", "alice")
+    assert greeted.stdout == "Hello alice!\n"
+
+
 def test_the_labels_say_what_was_built(image):
     labels = json.loads(docker("image", "inspect", image.ref).stdout)[0]["Config"]["Labels"]
     assert labels["org.opencontainers.image.title"] == "my-project"

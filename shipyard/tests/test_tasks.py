@@ -907,11 +907,27 @@ def test_an_archive_that_cannot_be_reached_is_one_warning_and_the_base_is_kept(c
     bootstrap.fresh(c, "linux/amd64")
     out = capsys.readouterr().out.strip().splitlines()
     assert [line for line in out if "warning" in line] == [
-        f"warning: Debian's archive cannot be reached (W: Failed to fetch): {BASE} is kept"
+        f"warning: Debian's archive cannot be reached (W: Failed to fetch): {BASE} is kept, "
+        "unchecked"
     ]
     assert not any(
         command.startswith(("docker run --name", "docker build")) for command in commands(c)
     )
+
+
+def test_a_container_that_cannot_start_says_the_engine_s_words_not_a_guess(capsys):
+    """Podman, rootless, where /dev/net/tun is root's alone: the container never ran. Its own
+    last lines come first, and the warning names the last one; no archive is blamed."""
+    said = ("time=x level=warning msg=\"...\"\nError: slirp4netns failed: "
+            '"open(\\"/dev/net/tun\\"): Permission denied"\n')  # fmt: skip
+    c = base_context(Result(stderr=said, exited=126, hide=("stdout", "stderr")))
+    bootstrap.fresh(c, "linux/amd64")
+    out, err = capsys.readouterr()
+    [warning] = [line for line in out.splitlines() if "warning" in line]
+    assert warning.startswith("warning: the container that asks Debian's archive failed (exit 126)"
+                              ": Error: slirp4netns failed")  # fmt: skip
+    assert "archive cannot be reached" not in warning
+    assert "Error: slirp4netns failed" in err  # the engine's own lines, before ours
 
 
 def test_refresh_base_false_keeps_the_base_as_it_is():

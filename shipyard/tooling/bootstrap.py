@@ -124,7 +124,7 @@ def bootstrap(c: Context, tag: str, suite: str, platform: str) -> None:
     """Make the image TAG for PLATFORM from Debian SUITE, labelled as the project's own, with
     the security and point updates that debootstrap's one suite lacks."""
     arch, tool = f"--arch={platforms.debian(platform)}", _bootstrapper()
-    fix = "Check that Debian's package archive can be reached, then run `inv base`."
+    fix = "Fix what it says, then run `inv base` again."
     with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
         root, rootfs = Path(folder) / "root", Path(folder) / "rootfs.tar"
         if tool == "mmdebstrap":  # in a user namespace of its own: no root needed
@@ -197,7 +197,7 @@ def _pull_again(c: Context, tag: str, platform: str) -> None:
 def _upgrade_if_behind(c: Context, tag: str, platform: str) -> None:
     report = security.outdated(c, tag, platform, native=native(c, platform, tag), role="upgrade")
     if report.error:
-        print(f"warning: Debian's archive cannot be reached ({report.error}): {tag} is kept")
+        print(f"warning: {report.error}: {tag} is kept, unchecked")
         return
     made = engine.probe(
         c, "image", "inspect", "--format", f'{{{{index .Config.Labels "{STATE}"}}}}', tag
@@ -227,8 +227,7 @@ def _upgrade(c: Context, tag: str, platform: str) -> None:
                         hide=True, warn=True)  # fmt: skip
     state = security.read(ran.stdout).state or ""
     try:
-        fix = "Check that Debian's archive can be reached, then run `inv base`."
-        ok(ran, what=f"upgrading {tag}", fix=fix)
+        ok(ran, what=f"upgrading {tag}", fix="Fix what it says, then run `inv base` again.")
         with tempfile.TemporaryDirectory(prefix=f"{NAME}-base-") as folder:
             exported = Path(folder) / "exported.tar"
             engine.docker(c, "export", "--output", str(exported), container, echo=True)

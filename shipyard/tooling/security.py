@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from invoke import Context, Exit
 
 from shipyard.tooling import engine, platforms
+from shipyard.tooling.commands import shown
 from shipyard.tooling.project import IN_IMAGE
 
 SCRIPT = IN_IMAGE / "outdated.py"
@@ -44,7 +45,7 @@ class Report:
     checked: int = 0
     # A digest of the suites' package indexes: it moves whenever Debian publishes a package.
     state: str | None = None
-    error: str | None = None  # why the archive could not be asked
+    error: str | None = None  # why the archive could not be asked, as whoever failed says it
     seconds: float = 0.0
 
     def lines(self, ref: str, fix: str) -> list[str]:
@@ -79,8 +80,11 @@ def outdated(
     ran = engine.docker(c, *argv, asker, *script, hide=True, warn=True)
     report = read(ran.stdout)
     report.checked, report.seconds = len(packages), time.monotonic() - start
-    if ran.failed and not report.error and not c.config.run.dry:
-        report.error = (ran.stderr.strip().splitlines() or [f"exit {ran.exited}"])[-1]
+    if ran.failed and not report.error and not c.config.run.dry:  # the container did not run
+        report.error = f"the container that asks Debian's archive failed (exit {ran.exited})"
+        report.error += shown(ran)
+    elif report.error:  # the script ran, and says why the archive could not be asked
+        report.error = f"Debian's archive cannot be reached ({report.error})"
     return report
 
 
