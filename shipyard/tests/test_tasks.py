@@ -203,6 +203,20 @@ def test_poetry_reads_pip_s_own_index_where_no_mirror_is_set(monkeypatch):
     assert c.run.call_args.kwargs["env"]["POETRY_PYPI_MIRROR_URL"] == "https://index.invalid/simple"
 
 
+def test_poetry_trusts_the_ca_that_only_pip_s_config_names(tmp_path):
+    """One CA for every client: where pip's config file names the CA (in a file that `pip
+    config get` misses, beside another), and nothing in the environment does, poetry is
+    handed it, as builds are."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    listed = f"global.constraint='/etc/xdg/pip/constraints.txt'\nglobal.cert='{bundle}'\n"
+    c = context({f"{POETRY} check --lock": Result(), PIP_CONFIG: Result(stdout=listed)})
+    tasks.lock(c)
+    env = c.run.call_args.kwargs["env"]
+    assert env["REQUESTS_CA_BUNDLE"] == env["SSL_CERT_FILE"] == str(bundle)
+    assert secrets.ca_bundle(c) == str(bundle)
+
+
 def test_lock_moves_requires_python_with_python_version(workdir):
     """python.version 3.11: requires-python becomes >=3.11,<3.12, and poetry locks for it."""
     runs = {f"{POETRY} check --lock": failed(), f"{POETRY} lock": Result()}
