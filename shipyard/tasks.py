@@ -531,7 +531,8 @@ def bench(c, runs=21, loop=False):
         if not (loop or podman.chosen(c)):
             argv = [str(VENV / "bin" / "python"), str(COLLECTION / "bench" / "bench.py")]
             argv += ["--docker", c.docker.command, "--image", images.ref(c), "--runs", str(runs)]
-            argv += ["--args", json.dumps(images.arguments(c, own))]
+            argv += ["--args", json.dumps(images.arguments(c, own)), "--source", _edited_module()]
+            argv += ["--script", app().script(c.app.script) or "python"]
             for platform in BENCH_PLATFORMS:  # the other one is built too, as `build` would
                 if platform != own:
                     platforms.require_emulation(c, platform)

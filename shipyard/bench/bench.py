@@ -1,21 +1,24 @@
-"""Benchmark of my-project's image: its size, build times and start latency, against baselines.
+"""Benchmark of this app's image: its size, build times and start latency, against baselines.
 
 Usage (what `inv bench` runs, from the project root):
 
-    python bench/bench.py --docker docker --base python:3.13-slim --image my-project:0.1.0 \
+    python shipyard/bench/bench.py --docker docker --image my-project:0.1.0 --args JSON \
+        --source my_project/__init__.py --script my-project \
         [--secret id=pip_cert,src=FILE]... [--runs 21] [--out docs]
 
---image is the runtime image, already built; --secret flags reach every `docker build` as
-they are. The benchmark builds two baselines from the same base and requirements.txt
-(bench/baseline-single.Dockerfile and bench/baseline-two-stage.Dockerfile), builds the
-project cold and after a source-only change, cold for each --foreign PLATFORM=ARGS too
-(ARGS: its build arguments, as JSON, which tasks.py composes: a cross build, where the
-builder runs on this CPU and only what must runs emulated), and on an empty second engine
-from a cache in a registry of its own (tooling/sandbox.py); it runs `inv release` and
-`inv test` twice each, times container starts, then writes docs/benchmarks.md and
-docs/image-size.png. Every image it makes is
-tagged in the repository my-project-bench, labelled my-project.role=bench, and removed at
-the end; `inv clean` removes what an interrupted run left, by that repository.
+--image is the runtime image, already built; --args are the build arguments that `inv build`
+gives it (the base's among them), as JSON; --source is a module of the app, which the
+benchmark edits, and --script the console script that the baselines run; --secret flags
+reach every `docker build` as they are. The benchmark builds two baselines from the same base
+and requirements.txt (shipyard/bench/baseline-single.Dockerfile and baseline-two-stage.
+Dockerfile, each installing the app as pip installs a project), builds the project cold and
+after a source-only change, cold for each --foreign PLATFORM=ARGS too (ARGS: its build
+arguments, as JSON, which tasks.py composes: a cross build, where the builder runs on this CPU
+and only what must runs emulated), and on an empty second engine from a cache in a registry
+of its own (tooling/sandbox.py); it runs `inv release` and `inv test` twice each, times
+container starts, then writes docs/benchmarks.md and docs/image-size.png. Every image it
+makes is tagged in the repository my-project-bench, labelled my-project.role=bench, and
+removed at the end; `inv clean` removes what an interrupted run left, by that repository.
 """
 
 import argparse
@@ -43,7 +46,7 @@ import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 ROOT = Path(__file__).resolve().parents[2]  # the project root: the build context
 sys.path.insert(0, str(ROOT))  # shipyard/: the tasks' own reading of a build's log, the sandbox
 from shipyard.tooling import engine, sandbox  # noqa: E402
-from shipyard.tooling.project import VERSION  # noqa: E402
+from shipyard.tooling.project import DOCKERFILE, VERSION  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 PREFIX = "my-project-bench"  # every image this benchmark makes is named so
@@ -171,17 +174,34 @@ def copy_context(destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
-def project_builds(docker: list[str], base: str, secrets: list[str], results: Results) -> None:
+def project_flags(arguments: dict[str, str], **changed: str) -> list[str]:
+    """`docker build` flags for the project's Dockerfile, with ARGUMENTS as `inv build` gives
+    them, but for those CHANGED."""
+    given = {**arguments, **changed}
+    return [
+        "--file",
+        str(DOCKERFILE),
+        *(f"--build-arg={name}={value}" for name, value in given.items()),
+    ]
+
+
+def edit(folder: Path, source: str) -> None:
+    """Edit the module SOURCE of the copy of the project in FOLDER: a line of its own, which
+    no cache has seen."""
+    with (folder / source).open("a") as module:
+        module.write(f"# an edit, made by the benchmark ({time.time_ns()})\n")
+
+
+def project_builds(
+    docker: list[str], arguments: dict, source: str, secrets: list[str], results: Results
+) -> None:
     """Build the project cold, again after a source-only change, and without bytecode."""
-    flags = ["--file", str(ROOT / "Dockerfile"), "--target", "runtime"]
-    flags += ["--build-arg", f"BASE_IMAGE={base}"]
+    flags = [*project_flags(arguments), "--target", "runtime"]
     cold = build(docker, f"{PREFIX}:cold", [*flags, "--no-cache"], secrets)
     results.builds["cold"] = cold
     with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as folder:
         copy_context(Path(folder))
-        with (Path(folder) / "my_project" / "hello.py").open("a") as source:
-            # Unique to this run: a change seen before would find its layers in the cache.
-            source.write(f"# a source-only change, made by bench/bench.py ({time.time_ns()})\n")
+        edit(Path(folder), source)
         rebuild = build(docker, f"{PREFIX}:rebuild", flags, secrets, Path(folder))
     results.builds["rebuild"] = rebuild
     results.pip_cached = pip_step_cached(rebuild.log)
@@ -190,7 +210,7 @@ def project_builds(docker: list[str], base: str, secrets: list[str], results: Re
     build(docker, f"{PREFIX}:nopyc", [*flags, *nopyc], secrets)  # for start latency only
 
 
-def build_task(results: Results) -> None:
+def build_task(source: str, results: Results) -> None:
     """Time `inv build` as a person waits for it, SBOM and import check included: cold
     (`--no-cache`), then after a source edit. It runs in a committed copy of the project, which
     shares its .venv, and builds the benchmark's own image (PREFIX:VERSION)."""
@@ -204,8 +224,7 @@ def build_task(results: Results) -> None:
             output([*git, "-C", folder, *command])
         for name, flags in (("cold", ["--no-cache"]), ("edit", [])):
             if name == "edit":
-                with (Path(folder) / "my_project" / "hello.py").open("a") as source:
-                    source.write(f"# a source edit, made by bench/bench.py ({time.time_ns()})\n")
+                edit(Path(folder), source)
             progress(f"inv build ({name}) ...")
             start = time.monotonic()
             result = run([*invoke, *flags], cwd=folder, env=env)
@@ -231,21 +250,22 @@ def foreign_builds(
     images = {}
     for target, build_args in foreign.items():
         arch = target.partition("/")[2].replace("/", "-")
-        flags = ["--file", str(ROOT / "Dockerfile"), "--target", "runtime", "--no-cache"]
+        flags = [*project_flags(build_args), "--target", "runtime", "--no-cache"]
         flags += ["--platform", target]
-        flags += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
         results.builds[f"cold {arch}"] = build(docker, f"{PREFIX}:cold-{arch}", flags, secrets)
         images[arch] = f"{PREFIX}:cold-{arch}"
     return images
 
 
-def fresh_engine_build(docker: list[str], base: str, secrets: list[str], results: Results) -> None:
+def fresh_engine_build(
+    docker: list[str], arguments: dict, secrets: list[str], results: Results
+) -> None:
     """Fill a cache in a registry of our own from this engine's build, then build the same on
     an empty engine, pointed at that cache, with the base named as the cache has it, as `inv
     build` names it there: its seconds, and the steps that it ran (none, if the cache served
     them all: then the base's layers are not even pulled)."""
-    flags = ["--file", str(ROOT / "Dockerfile"), "--build-arg", f"BASE_IMAGE={base}"]
-    flags += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    base = arguments["BASE_IMAGE"]
+    flags = [*project_flags(arguments), "--build-arg", "BUILDKIT_INLINE_CACHE=1"]
     with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as folder:
         with sandbox.registry(Path(folder)) as address, sandbox.engine(docker) as host:
             cache = f"{address}/bench/cache"
@@ -256,7 +276,8 @@ def fresh_engine_build(docker: list[str], base: str, secrets: list[str], results
             output([*docker, "push", f"{cache}:base"])
             progress("an empty engine, from the cache: the base named as it has it ...")
             # As `inv build` does there: the base's layers come only if a step must run.
-            flags[flags.index(f"BASE_IMAGE={base}")] = f"BASE_IMAGE={cache}:base"
+            flags = [*project_flags(arguments, BASE_IMAGE=f"{cache}:base")]
+            flags += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
             refs = ["--cache-from", f"{cache}:builder", "--cache-from", f"{cache}:runtime"]
             fresh = build(docker, f"{PREFIX}:fresh", [*flags, "--target", "runtime", *refs],
                           secrets, host=host)  # fmt: skip
@@ -267,16 +288,17 @@ def fresh_engine_build(docker: list[str], base: str, secrets: list[str], results
     )
 
 
-def baseline_builds(docker: list[str], base: str, secrets: list[str], results: Results) -> None:
+def baseline_builds(
+    docker: list[str], base: str, script: str, secrets: list[str], results: Results
+) -> None:
     """Build both baselines from scratch, from the same base and requirements.txt."""
     for name in ("single", "two-stage"):
         flags = ["--file", str(BENCH / f"baseline-{name}.Dockerfile"), "--no-cache"]
         flags += ["--build-arg", f"BASE_IMAGE={base}"]
         results.builds[name] = build(docker, f"{PREFIX}:{name}", flags, secrets)
-        greeting = output(
-            [*docker, "run", "--rm", f"{PREFIX}:{name}", "say-hello", "--name", "alice"]
-        )
-        progress(f"{PREFIX}:{name} says {greeting!r}")
+        runs = [*docker, "run", "--rm", "--entrypoint", f"/opt/venv/bin/{script}"]
+        said = output([*runs, f"{PREFIX}:{name}", "--help"]).strip().splitlines()
+        progress(f"{PREFIX}:{name} runs {script}: {(said or [''])[0]!r}")
 
 
 # --- Sizes -------------------------------------------------------------------------------------
@@ -776,14 +798,15 @@ def remove_images(docker: list[str]) -> None:
 def measure(args: argparse.Namespace, docker: list[str]) -> Results:
     """Every measurement, in an order where none disturbs the next."""
     results = Results(runs=args.runs)
+    args.base = args.args["BASE_IMAGE"]
     results.machine = machine(docker, args.base)
     releases(results)  # first: it may rebuild --image, which the rest then measures
     test_overhead(results)
-    project_builds(docker, args.base, args.secret, results)
-    build_task(results)
+    project_builds(docker, args.args, args.source, args.secret, results)
+    build_task(args.source, results)
     foreign = foreign_builds(docker, args.foreign, args.secret, results)
-    fresh_engine_build(docker, args.base, args.secret, results)
-    baseline_builds(docker, args.base, args.secret, results)
+    fresh_engine_build(docker, args.args, args.secret, results)
+    baseline_builds(docker, args.base, args.script, args.secret, results)
     for name, ref in (
         ("this project", args.image),
         ("baseline (a): one stage", f"{PREFIX}:single"),
@@ -804,7 +827,9 @@ def measure(args: argparse.Namespace, docker: list[str]) -> Results:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docker", default="docker", help="the docker CLI, with BuildKit")
-    parser.add_argument("--base", required=True, help="the base image of every build")
+    parser.add_argument("--args", required=True, help="the build's arguments (JSON)")
+    parser.add_argument("--source", required=True, help="a module of the app, to edit")
+    parser.add_argument("--script", required=True, help="the app's console script")
     parser.add_argument("--image", required=True, help="the project's runtime image, built")
     parser.add_argument(
         "--secret", action="append", default=[], help="passed to every docker build, as is"
@@ -817,6 +842,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     # Each --secret becomes the pair of arguments that docker build takes.
     args.secret = [flag for secret in args.secret for flag in ("--secret", secret)]
+    args.args = json.loads(args.args)
     args.foreign = {
         target: json.loads(build_args)
         for target, build_args in (item.split("=", 1) for item in args.foreign)
