@@ -496,10 +496,24 @@ def _clean_engine(c: Context, base: bool, build_cache: bool, yes: bool) -> None:
     images = [image for image in owned.images(c) if image not in kept]
     if images:
         engine.remove_images(c, *images, echo=True, hide="stdout", warn=True)
+    if build_cache and podman.chosen(c):  # the images of its build cache that ours made
+        cache = owned.build_cache(c)
+        engine.remove_images(c, *cache, echo=True, hide="both", warn=True)
+        left = owned.build_cache(c)
+        freed = sum(size for image, size in cache.items() if image not in left)
+        print(f"removed {len(cache) - len(left)} images of Podman's build cache that {NAME}'s "
+              f"builds made ({freed / 1e6:.0f} MB); those that others use are kept")  # fmt: skip
+    elif build_cache:
+        engine.prune_build_cache(c, yes)
     owned.forget_removed(c)
     print(f"removed {len(containers)} containers and {len(images)} images of {NAME}")
-    if build_cache:
-        engine.prune_build_cache(c, yes)
+    if podman.chosen(c):
+        held = sum(owned.build_cache(c).values())
+        print(f"Podman's build cache holds {held / 1e6:.0f} MB of {NAME}'s builds: "
+              "`inv clean --build-cache` removes them")  # fmt: skip
+    elif size := engine.build_cache_size(c):
+        print(f"the engine's build cache holds {size}, every project's: `inv clean "
+              "--build-cache` prunes it, asking first")  # fmt: skip
 
 
 # The platforms that `inv bench` measures: the engine's own, and the other one, emulated.

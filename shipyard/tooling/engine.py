@@ -201,13 +201,18 @@ def remove_images(c: Context, *images: str, **kwargs) -> None:
 
 
 def prune_build_cache(c: Context, yes: bool) -> None:
-    """Prune the engine's whole build cache, which other projects share, once the user says
-    so (YES says so for scripts). Podman has no command for its cache alone: its `builder
-    prune` removes every dangling image, of every project."""
-    if podman.chosen(c):
-        print("warning: podman cannot prune its build cache alone: it was left as it is")
-    elif confirm("Prune this engine's whole build cache, for every project?", yes):
+    """Prune the Docker Engine's whole build cache, which other projects share, once the user
+    says so (YES says so for scripts)."""
+    if confirm("Prune this engine's whole build cache, for every project?", yes):
         docker(c, "builder", "prune", "--force", echo=True)
+
+
+def build_cache_size(c: Context) -> str:
+    """What the Docker Engine's build cache holds, every project's, as `docker system df`
+    says it: 12GB."""
+    said = probe(c, "system", "df", "--format", "{{.Type}}\t{{.Size}}").stdout
+    return next((line.split("\t")[1] for line in said.splitlines()
+                 if line.startswith("Build Cache\t")), "")  # fmt: skip
 
 
 def image_id(c: Context, ref: str) -> str | None:

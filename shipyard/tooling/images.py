@@ -21,6 +21,7 @@ from shipyard.tooling import (
     engine,
     owned,
     platforms,
+    podman,
     provenance,
     pythons,
     registry,
@@ -117,6 +118,8 @@ def build(
     start = time.monotonic()
     log = engine.build(c, argv, keeps=tags[0])
     took = {"the engine": time.monotonic() - start}
+    if podman.wrote(log):  # its build cache: an image a step, which `clean` knows as ours
+        owned.cached(c, podman.committed(log))
     built = after = engine.image_id(c, tags[0])
     owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
     with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it

@@ -18,12 +18,15 @@ container, which also has its fixed name, and a base upgrade's leftover (role up
 name), of a process that was killed.
 """
 
+import json
+
 from invoke import Context
 
 from shipyard.tooling import engine, podman
 from shipyard.tooling.project import NAME, ROLE, STAMPS
 
 LEDGER = STAMPS / "images"  # "ID NAME:TAG", a line for each image the tasks built
+CACHE = "<build-cache>"  # the name in the ledger of an image of Podman's build cache
 
 
 def repositories(c: Context) -> set[str]:
@@ -44,6 +47,32 @@ def built(c: Context, image: str | None, *refs: str) -> None:
     known = set(LEDGER.read_text().splitlines()) if LEDGER.is_file() else set()
     with LEDGER.open("a") as ledger:
         ledger.writelines(f"{image} {ref}\n" for ref in refs if f"{image} {ref}" not in known)
+
+
+def cached(c: Context, images: list[str]) -> None:
+    """Record IMAGES (IDs, or their first hex digits) as the build cache that the tasks' own
+    builds made: Podman's untagged image of each step."""
+    if c.config.run.dry or not images:
+        return
+    LEDGER.parent.mkdir(parents=True, exist_ok=True)
+    known = set(LEDGER.read_text().splitlines()) if LEDGER.is_file() else set()
+    with LEDGER.open("a") as ledger:
+        ledger.writelines(
+            f"{image} {CACHE}\n" for image in images if f"{image} {CACHE}" not in known
+        )
+
+
+def build_cache(c: Context) -> dict[str, int]:
+    """The images of Podman's build cache that the tasks' own builds made, untagged still:
+    each one's ID, with its size in bytes."""
+    listed = engine.probe(c, "image", "ls", "--all", "--format", "json")
+    found = json.loads(listed.stdout or "[]") if listed.ok else []
+    made = [image for image, ref in _recorded() if ref == CACHE]
+    return {
+        podman.image_id(image["Id"]): int(image.get("Size") or 0)
+        for image in found
+        if not image.get("Names") and any(image["Id"].startswith(ours) for ours in made)
+    }
 
 
 def images(c: Context, role: str | None = None) -> list[str]:

@@ -25,8 +25,11 @@ Docker's commands and flags, and tooling/engine.py asks this module where the tw
   `localhost/NAME:TAG`. An unqualified name finds any registry's image of that name, where
   Docker's means Docker Hub's alone: the tasks look for `localhost/` and Docker Hub's.
 - `rm --force` stops a container with SIGTERM and 10 s of grace, unless told `--time 0`.
-- `builder prune` removes every dangling image, of every project: never called. `rmi
-  --force` removes the containers that use the image, anyone's: never forced.
+- Its build cache is an untagged image for each step, every project's together: `builder
+  prune` removes every dangling image, of every project, and is never called. The tasks
+  record the images that their own builds made (the IDs in Buildah's log), and `clean
+  --build-cache` removes those alone. `rmi --force` removes the containers that use the
+  image, anyone's: never forced.
 - A registry on this machine is not taken as plain HTTP unless told `--tls-verify=false`.
 - A manifest list is made with `manifest create`, then `manifest add` of each image in the
   registry, and pushed with `manifest push --all`.
@@ -48,6 +51,8 @@ from shipyard.tooling.project import DOCKERFILE, IN_IMAGE, ROOT
 # stage is built.
 STEP = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/\d+: (.*)$", re.MULTILINE)
 CACHED = re.compile(r"^--> Using cache [0-9a-f]+$")
+# The image that each step made or took from the cache: "--> 75f0b8b397a", "--> Using cache ID".
+COMMITTED = re.compile(r"^--> (?:Using cache )?([0-9a-f]{11,64})$", re.MULTILINE)
 # A stage's first step names it: "FROM IMAGE AS NAME".
 FROM = re.compile(r"^FROM \S+ AS (\S+)$", re.IGNORECASE)
 # What a build step printed of its error, as Buildah passes it through: "error: ...".
@@ -175,6 +180,12 @@ def steps_run(log: str) -> list[tuple[str | None, str]]:
         for number, title, after in titled
         if not CACHED.match(after) and not title.startswith("FROM ")
     ]
+
+
+def committed(log: str) -> list[str]:
+    """The images (IDs, or their first hex digits) that a Buildah build whose LOG is given made
+    or took from its cache, one for each step: its build cache, which the project owns."""
+    return list(dict.fromkeys(COMMITTED.findall(log)))
 
 
 def image_id(found: str) -> str:
