@@ -295,12 +295,21 @@ def cosign_checks(project: Path, image: str, env: dict | None = None, **replace:
     return named
 
 
+def skopeo(*args: str) -> subprocess.CompletedProcess:
+    """skopeo ARGS: a reader of registries other than cosign and the tasks. It has no
+    credentials, in a file of its own: where XDG_RUNTIME_DIR is unset (a user that runuser
+    started), skopeo would look for them in root's /run/containers, and stop there."""
+    with tempfile.TemporaryDirectory(prefix="skopeo-") as folder:
+        auth = Path(folder) / "auth.json"
+        auth.write_text('{"auths": {}}')
+        env = {**os.environ, "REGISTRY_AUTH_FILE": str(auth)}
+        return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True,
+                              timeout=120, env=env)  # fmt: skip
+
+
 def tags(repository: str) -> list[str]:
-    """The tags of REPOSITORY, as skopeo lists them: a reader other than cosign and the tasks."""
-    listed = subprocess.run(
-        ["skopeo", "list-tags", "--tls-verify=false", f"docker://{repository}"],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+    """The tags of REPOSITORY, as skopeo lists them."""
+    listed = skopeo("list-tags", "--tls-verify=false", f"docker://{repository}")
     return json.loads(listed.stdout)["Tags"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from invoke import Exit
-from support import context, need, tags
+from support import context, need, skopeo, tags
 
 from shipyard.tooling import cosign, oci, sandbox, signing
 
@@ -72,9 +72,8 @@ def pushed_image(repository: str, tag: str, folder: Path, system: str = "linux")
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     told = folder / "digest"
-    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--digestfile", told,
-                    f"oci:{layout}:{tag}", f"docker://{repository}:{tag}"],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    skopeo("copy", "--quiet", "--dest-tls-verify=false", "--digestfile", str(told),
+           f"oci:{layout}:{tag}", f"docker://{repository}:{tag}")  # fmt: skip
     return f"{repository}@{told.read_text().strip()}"
 
 
