@@ -3,7 +3,7 @@
     inv venv lock install test export    # the app, proven on the laptop
     inv base explore build run clean     # the image, on a Docker Engine or rootless Podman
     inv release                          # all of it: from a fresh clone to a tested image
-    inv keygen push; inv verify REF      # a signed release, checked against its source
+    inv keygen push; inv verify REF      # a release signed by cosign, checked against its source
     inv adopt PATH                       # another poetry project takes the collection
 
 A project's own tasks.py imports `ns` from here (and adds its own tasks to it). `inv --list`
@@ -33,6 +33,7 @@ import shipyard
 from shipyard.tooling import (
     adoption,
     bootstrap,
+    cosign,
     engine,
     images,
     imports,
@@ -584,11 +585,13 @@ def _edited_module() -> str:
     help={"allow_dirty": "Push even with uncommitted changes, though the revision tag then lies."}
 )
 def push(c, allow_dirty=False):
-    """Push the image, pull it back by digest, and smoke-test it.
+    """Push the image, pull it back by digest, smoke-test it, and sign it with cosign.
 
     Tags: the version, the short git revision and `latest`, under registry.url. With several
     platforms, each one's image goes first (VERSION-ARCH), and the three tags name a
-    manifest list of them all; every platform is pulled back from it and smoke-tested.
+    manifest list of them all; every platform is pulled back from it and smoke-tested. With
+    signing.key, each image is signed by digest, with its SBOM and provenance attested beside
+    it, and so is the list.
     """
     _push(c, allow_dirty)
 
@@ -601,11 +604,15 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
             "for example 127.0.0.1:5000/team, then try again."
         )
     engine.require(c)
-    if images.git(c, "status", "--porcelain") and not allow_dirty:
+    status = images.git(c, "status", "--porcelain").splitlines()
+    changed = [line.split(maxsplit=1)[-1] for line in status]  # "?? cosign.pub": cosign.pub
+    if changed and not allow_dirty:
         raise Exit(
-            "error: the work tree has uncommitted changes, so the revision tag would name a commit "
-            "that is not what was built. Commit them, or pass --allow-dirty."
+            f"error: the work tree has uncommitted changes ({', '.join(changed[:3])}"
+            f"{' ...' if len(changed) > 3 else ''}), so the revision tag would name a commit that "
+            "is not what was built. Commit them, or pass --allow-dirty."
         )
+    signer = signing.signer(c)  # before the push: a key that cannot sign stops it here
     sources = {
         platform: images.ref(c, platforms.tag(c, platform, VERSION))
         for platform in platforms.wanted(c)
@@ -640,27 +647,32 @@ def _push(c: Context, allow_dirty: bool = False) -> str:
         finally:
             engine.docker(c, "image", "rm", throwaway, hide=True, warn=True)
     print(f"pushed and verified: {reference} ({', '.join(sources)})")
-    for platform in sources:
-        print(f"  SBOM of {platform}: {sbom.path(c, platforms.tag(c, platform, VERSION))}")
-    signing.release(c, repository, sources, digests, digest if len(sources) > 1 else None)
+    for platform in sources:  # each image by its digest: what its attestations are of
+        written = sbom.path(c, platforms.tag(c, platform, VERSION))
+        print(f"  {platform}: {repository}@{digests[platform]}, SBOM {written}")
+    listed = digest if len(sources) > 1 else None
+    signing.release(c, signer, repository, sources, digests, listed)
     return reference
 
 
 @task(help={"force": "Replace the key pair that is there."})
 def keygen(c, force=False):
-    """Make the key pair that `push` signs with: signing.key (private) and signing.public.
+    """Make the key pair that `push` signs with, by cosign: signing.key and signing.public.
 
-    ECDSA P-256, by openssl, as cosign's are. The private key is readable by you alone; keep it
-    out of git (.gitignore names cosign.key), and it never enters a build (.dockerignore lets in
-    only what the image needs). Give verifiers the public key. COSIGN_PASSWORD, where set,
-    encrypts the private key, as cosign's own does.
+    cosign encrypts the private key with COSIGN_PASSWORD (it asks, where that is not set). The
+    key is readable by you alone; keep it out of git (.gitignore names cosign.key), and it
+    never enters a build (.dockerignore lets in only what the image needs). Commit the public
+    key, for verifiers. A pair that a team made with `cosign generate-key-pair` serves as it is.
     """
     key, public = Path(c.signing.key), Path(c.signing.public)
     if key.is_file() and not force:
         print(f"{key} is there already, with {public}: nothing to do (--force replaces them)")
         return
-    signing.keygen(c, key, public)
-    print(f"made {key} (private: keep it, never commit it) and {public} (for verifiers)")
+    cosign.keygen(c, key, public)
+    # push refuses a work tree with a file that git does not know: the public key is one.
+    tracked = public.resolve().is_relative_to(ROOT)
+    then = f": commit it (git add {shlex.quote(str(public))} && git commit)" if tracked else ""
+    print(f"made {key} (private: keep it, never commit it) and {public}, for verifiers{then}")
 
 
 @task(
@@ -856,6 +868,7 @@ ns.configure(
         "registry": {"url": None, "push": False, "cache": None},
         # The key pair that `push` signs with and `verify` checks with (`inv keygen`): the
         # private key stays on this machine, never in git or a build; verifiers get the public.
-        "signing": {"key": "cosign.key", "public": "cosign.pub"},
+        # cosign does the signing and its checks: the one on PATH, or where this names one.
+        "signing": {"key": "cosign.key", "public": "cosign.pub", "cosign": "cosign"},
     }
 )

@@ -27,9 +27,10 @@ from support import (
 from shipyard.tooling import sandbox
 
 # The modules whose engine tests hold Podman to the same promises as Docker (README, "On
-# Podman"): the guarantees, the image, its SBOM, its publication. The others need a second
-# dockerd or BuildKit's registry cache, or are Docker's alone for CI's time: the corpus, the
-# other platform, signing, security updates, the benchmark.
+# Podman"): the guarantees, the image, its SBOM, its publication, signed and checked by cosign.
+# The others need a second dockerd or BuildKit's registry cache, or are Docker's alone for
+# CI's time: the corpus, the other platform, the tampering cases of signing, security
+# updates, the benchmark.
 ON_PODMAN = {"test_guarantees.py", "test_image.py", "test_sbom.py", "test_publish.py"}
 
 

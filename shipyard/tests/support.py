@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import invoke
@@ -209,3 +211,125 @@ def locked(folder: Path) -> str:
         "alice:$2b$12$a7jM64jcS6fYdbZsSLpTLuGvVLGQ.ih1oYCmnkHGGUb8He3epVcou\n"
     )
     return f"auth: {{htpasswd: {{realm: test, path: {folder / 'htpasswd'}}}}}\n"
+
+
+@dataclass
+class Ran:
+    """One command that ran, with what it said."""
+
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def readme_blocks(heading: str) -> list[list[str]]:
+    """The bash blocks of README.md's section HEADING, each as its commands: the lines of a
+    command that goes on (a line that ends in a backslash) joined to it, as bash reads them."""
+    blocks, section, block = [], False, None
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if block is not None:  # in a block
+            if line == "```":
+                blocks.append(block)
+                block = None
+            elif block and block[-1].endswith("\\"):
+                block[-1] += "\n" + line
+            else:
+                block.append(line)
+        elif line.startswith("#"):
+            section = line.lstrip("#").strip() == heading
+        elif section and line == "```bash":
+            block = []
+    return blocks
+
+
+def run_commands(commands: list[str], cwd: Path, env: dict, replace: dict) -> list[Ran]:
+    """Run COMMANDS in one bash, in turn, each one whatever the last one's exit code, with each
+    key of REPLACE replaced by its value: what each one said. `inv` there is this Python's."""
+    with tempfile.TemporaryDirectory(prefix="readme-") as folder:
+        shim = Path(folder) / "bin" / "inv"
+        shim.parent.mkdir()
+        shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m invoke "$@"\n')
+        shim.chmod(0o755)
+        script = []
+        for number, command in enumerate(commands):
+            for old, new in replace.items():
+                command = command.replace(old, new)
+            out = f"{folder}/{number}"
+            script.append(f"{{ {command}\n}} >{out}.out 2>{out}.err </dev/null; echo $? >{out}.rc")
+        path = f"{shim.parent}:{env.get('PATH', os.environ['PATH'])}"
+        subprocess.run(["bash", "-c", "\n".join(script)], cwd=cwd, timeout=3600,
+                       env={**os.environ, **env, "PATH": path}, check=True)  # fmt: skip
+        said = Path(folder)
+        return [Ran(command, int((said / f"{number}.rc").read_text()),
+                    (said / f"{number}.out").read_text(), (said / f"{number}.err").read_text())
+                for number, command in enumerate(commands)]  # fmt: skip
+
+
+def failures(ran: list[Ran]) -> str:
+    """What each command that failed said, for an assertion's message; "" where none did."""
+    return "\n".join(f"$ {one.command}\n-> {one.returncode}: {one.stdout[-2000:]}"
+                     f"{one.stderr[-2000:]}" for one in ran if one.returncode)  # fmt: skip
+
+
+# What the README's commands name the image by, and what is put in its place.
+README_IMAGE = "REGISTRY/team/my-project:0.1.0"
+# A password for the tests' keys, and a committer for the README's `git commit`.
+SIGNING_ENV = {"COSIGN_PASSWORD": "test-password", "GIT_AUTHOR_NAME": "test",
+               "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_NAME": "test",
+               "GIT_COMMITTER_EMAIL": "test@example.invalid"}  # fmt: skip
+
+
+def cosign_checks(project: Path, image: str, env: dict | None = None, **replace: str) -> dict:
+    """The README's cosign commands ("Verifying a release", its second block), run in PROJECT
+    on IMAGE (by tag, or REPOSITORY@DIGEST) in the README's image's place: what each said, by
+    its first words and type (`verify`, `verify-attestation cyclonedx`, ...`policy`, ...)."""
+    [_, commands] = readme_blocks("Verifying a release")
+    ran = run_commands(commands, project, env or {}, {README_IMAGE: image, **replace})
+    named = {}
+    for one in ran:
+        words = one.command.split()
+        if words[0] == "cosign":
+            kind = words[words.index("--type") + 1] if "--type" in words else ""
+            name = " ".join([words[1], kind, "policy" if "--policy" in words else ""])
+            named[" ".join(name.split())] = one
+    return named
+
+
+def skopeo(*args: str) -> subprocess.CompletedProcess:
+    """skopeo ARGS: a reader of registries other than cosign and the tasks. It has no
+    credentials, in a file of its own: where XDG_RUNTIME_DIR is unset (a user that runuser
+    started), skopeo would look for them in root's /run/containers, and stop there."""
+    with tempfile.TemporaryDirectory(prefix="skopeo-") as folder:
+        auth = Path(folder) / "auth.json"
+        auth.write_text('{"auths": {}}')
+        env = {**os.environ, "REGISTRY_AUTH_FILE": str(auth)}
+        return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True,
+                              timeout=120, env=env)  # fmt: skip
+
+
+def tags(repository: str) -> list[str]:
+    """The tags of REPOSITORY, as skopeo lists them."""
+    listed = skopeo("list-tags", "--tls-verify=false", f"docker://{repository}")
+    return json.loads(listed.stdout)["Tags"]
+
+
+def assert_evidence(project: Path, repository: str, images: dict[str, Path], listed: str = "",
+                    env: dict | None = None, **replace: str) -> None:  # fmt: skip
+    """Every cosign command of the README (with REPLACE's replacements) passes on each image of
+    IMAGES (a digest, with the SBOM that dist/ holds of it) and `cosign verify` on the list
+    LISTED (a digest), where there is one; cosign gives each SBOM back as dist/ holds it; and
+    skopeo lists the signatures and attestations beside them."""
+    if listed:
+        checked = cosign_checks(project, f"{repository}@{listed}", env, **replace)["verify"]
+        assert checked.returncode == 0, failures([checked])
+    for digest, written in images.items():
+        checked = cosign_checks(project, f"{repository}@{digest}", env, **replace)
+        failed = failures(list(checked.values()))
+        assert not failed, failed
+        assert len(checked) == 5, list(checked)
+        assert json.loads(checked["download"].stdout) == json.loads(written.read_text())
+    found = tags(repository)
+    for digest in [*images, *filter(None, [listed])]:
+        assert f"{digest.replace(':', '-')}.sig" in found, found
+    assert all(f"{digest.replace(':', '-')}.att" in found for digest in images), found

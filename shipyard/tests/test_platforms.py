@@ -16,7 +16,10 @@ import tarfile
 import pytest
 from support import (
     ROLE,
+    SIGNING_ENV,
     VERSION,
+    assert_evidence,
+    commit,
     copy_project,
     docker,
     free_port,
@@ -26,7 +29,7 @@ from support import (
     structure_test,
 )
 
-from shipyard.tooling import engine, sandbox
+from shipyard.tooling import cosign, engine, sandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -44,15 +47,20 @@ def registry(tmp_path_factory):
 @pytest.fixture(scope="module")
 def released(registry, tmp_path_factory) -> dict:
     """A release for both platforms, from a copy of the project: the test stage and the
-    runtime of each, then `inv push` (test_publish.py runs a whole `inv release --push`).
-    Its environment, and the digest of the manifest list that push printed."""
+    runtime of each, then `inv push`, signed (test_publish.py runs a whole `inv release
+    --push`). Its environment, and the digest of the manifest list that push printed."""
     project = copy_project(tmp_path_factory.mktemp("two-platforms") / "project")
     name = f"my-project-two-{os.getpid()}"
     env = {
         "INVOKE_DOCKER_PLATFORMS": ",".join(PLATFORMS),
         "INVOKE_DOCKER_IMAGE": name,
         "INVOKE_REGISTRY_URL": f"{registry}/team",
+        **SIGNING_ENV,
     }
+    need(shutil.which("cosign"), f"no cosign ({cosign.INSTALL})")
+    made = inv("keygen", cwd=project, env=env)  # push signs the list and each image
+    assert made.returncode == 0, made.stderr
+    commit(project, "the public key")
     for step in (["build", "--test"], ["build"]):
         built = inv(*step, cwd=project, env=env, timeout=3600)
         assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
@@ -88,6 +96,23 @@ def test_a_two_platform_release_round_trips_through_the_registry(released, fresh
         computed = docker(*run, "show-deps", env=env)
         assert "  blue 6\n  red 9\n" in computed.stdout, computed.stderr
         docker("image", "rm", reference, env=env)  # the list's digest names the next one too
+
+
+def test_the_list_and_each_image_are_signed_and_cosign_verifies_each(released):
+    """cosign signed the list and each platform's image, and attested each image's SBOM and
+    provenance: every cosign command of the README passes on each image that push printed,
+    `cosign verify` on the list, and `inv verify` of the tag checks both platforms."""
+    repository, _, listed = released["reference"].partition("@")
+    pushed = re.findall(rf"^  (linux/\w+): {repository}@(sha256:\w+), SBOM (\S+)$",
+                        released["output"], re.MULTILINE)  # fmt: skip
+    assert sorted(platform for platform, _, _ in pushed) == PLATFORMS
+    images = {digest: released["project"] / written for _, digest, written in pushed}
+    assert_evidence(released["project"], repository, images, listed, released["env"])
+    verified = inv("verify", f"{repository}:{VERSION}", cwd=released["project"],
+                   env=released["env"])  # fmt: skip
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    for platform, digest, _ in pushed:
+        assert f"ok: {repository}@{digest} ({platform}): signed" in verified.stdout
 
 
 def test_the_arm64_image_keeps_the_promises(released):

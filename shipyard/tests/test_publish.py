@@ -1,7 +1,9 @@
 """push and `release --push`, against a real registry: Debian's docker-registry, on loopback.
 
 Each registry is started by a fixture on a free 127.0.0.1 port, with its storage in a
-temporary folder, and stopped afterwards. Docker pushes to 127.0.0.1 without TLS.
+temporary folder, and stopped afterwards. Docker pushes to 127.0.0.1 without TLS. The round
+trip is the README's signed release, checked by cosign's own commands: these tests run on
+rootless Podman too (test_podman.py), so that both engines' pushes are held to them.
 """
 
 import json
@@ -17,14 +19,19 @@ import pytest
 from support import (
     DOCKER,
     PODMAN,
+    SIGNING_ENV,
     VERSION,
+    assert_evidence,
     docker,
+    failures,
     free_port,
     image_id,
     inv,
     last_line,
     locked,
     need,
+    readme_blocks,
+    run_commands,
 )
 
 from shipyard.tooling import sandbox
@@ -45,17 +52,30 @@ def _catalog(address: str) -> list[str]:
         return json.load(answer)["repositories"]
 
 
-def test_release_push_round_trip(registry, project):
-    """`inv release --push` ends with a digest; pulled by it, the image greets alice."""
+def test_the_readme_s_signed_release_round_trips_and_cosign_verifies_it(registry, project):
+    """The README's sequence, as written: `inv keygen`, its public key committed, `inv release
+    --push`, `inv verify`. The push ends with a digest, signed by cosign: every cosign command
+    of the README passes, and gives the SBOM back; skopeo lists the evidence. Pulled by its
+    digest, the image greets alice."""
     name = f"my-project-published-{os.getpid()}"
-    env = {"INVOKE_REGISTRY_URL": f"{registry}/team", "INVOKE_DOCKER_IMAGE": name}
-    released = inv("release", "--push", cwd=project, env=env)
-    assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
+    env = {"INVOKE_REGISTRY_URL": f"{registry}/team", "INVOKE_DOCKER_IMAGE": name, **SIGNING_ENV}
+    [sequence, _] = readme_blocks("Verifying a release")
+    ran = run_commands(
+        sequence, project, env, {"REGISTRY/team/my-project": f"{registry}/team/{name}"}
+    )
+    assert not failures(ran), failures(ran)
+    keygen, _, released, verified = ran
+    assert "commit it (git add cosign.pub && git commit)" in keygen.stdout
     found = re.search(
         rf"pushed and verified: ({registry}/team/{name}@sha256:[0-9a-f]{{64}})", released.stdout
     )
     assert found, released.stdout[-3000:]
+    assert re.search(r"^signed with cosign.key by cosign, .* in \d+\.\d s", released.stdout, re.M)
+    assert re.search(r"^verified .* in \d+\.\d s$", verified.stdout, re.M)
     reference = found[1]
+    digest = reference.partition("@")[2]
+    assert_evidence(project, f"{registry}/team/{name}",
+                    {digest: project / "dist" / f"{name}-{VERSION}.cdx.json"}, env=env)  # fmt: skip
     revision = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True, text=True
     )
@@ -80,7 +100,7 @@ def test_push_refuses_a_dirty_tree(registry, project, distroless):
     (project / "main.py").write_text((project / "main.py").read_text() + "# edited\n")
     refused = inv("push", cwd=project, env={"INVOKE_REGISTRY_URL": registry})
     assert refused.returncode == 1
-    assert "uncommitted changes" in last_line(refused)
+    assert "uncommitted changes (main.py)" in last_line(refused)
     assert "--allow-dirty" in last_line(refused)
     assert _catalog(registry) == []
 

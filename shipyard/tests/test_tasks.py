@@ -17,7 +17,7 @@ from pathlib import Path
 from unittest.mock import Mock
 
 import pytest
-from invoke import Config, Context, Exit, MockContext, Result
+from invoke import Config, Exit, MockContext, Result
 from support import ROOT
 
 import tasks as repository
@@ -1247,16 +1247,99 @@ def test_verify_needs_a_commit_and_a_public_key_and_says_which(monkeypatch):
         tasks.verify(context({}), ref="127.0.0.1:5000/team/app:1.0")
 
 
-def test_keygen_makes_a_pair_once_the_private_key_for_its_owner_alone(capsys):
-    c = Context(Config(overrides=tasks.ns.configuration()))
+def test_keygen_keeps_a_pair_that_is_there_and_git_ignores_the_private_key(capsys):
+    """What keygen makes, with cosign, test_signing.py holds to; here, what it leaves alone."""
+    Path("cosign.key").write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    c = context({})
     tasks.keygen(c)
-    assert oct(Path("cosign.key").stat().st_mode & 0o777) == "0o600"
-    assert Path("cosign.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
-    before = Path("cosign.key").read_bytes()
-    tasks.keygen(c)
+    assert commands(c) == []
     assert "cosign.key is there already" in capsys.readouterr().out
-    assert Path("cosign.key").read_bytes() == before
     assert "cosign.key" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_keygen_has_cosign_make_the_pair(monkeypatch):
+    monkeypatch.setenv("COSIGN_PASSWORD", "")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    made = re.compile(r"^/usr/bin/cosign generate-key-pair --output-key-prefix (\S+)/cosign$")
+
+    def generate(command, **kwargs):  # what cosign writes, where it was told
+        folder = Path(made.match(command)[1])
+        for name in ("cosign.key", "cosign.pub"):
+            (folder / name).write_text(name)
+        return Result()
+
+    c = context({})
+    c.run = Mock(side_effect=generate)
+    tasks.keygen(c, force=True)
+    assert Path("cosign.key").read_text() == "cosign.key"
+    assert Path("cosign.pub").read_text() == "cosign.pub"
+    assert [path.name for path in Path().glob(".keygen-*")] == []
+
+
+def test_push_with_a_key_that_cosign_did_not_make_pushes_nothing(monkeypatch):
+    """An older keygen's key (openssl's): one line, before anything goes to the registry."""
+    monkeypatch.setattr(images, "git", lambda c, *args: "" if args[0] == "status" else "abc1234")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    Path("cosign.key").write_text("-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n")
+    c = docker_context({}, registry_url="127.0.0.1:5000/team")
+    with pytest.raises(Exit, match=r"^error: cosign.key is not a key that cosign made .*`inv "
+                       r"keygen --force`, commit the new cosign.pub, and push again"):  # fmt: skip
+        tasks._push(c)
+    assert [command for command in commands(c) if " push " in command] == []
+
+
+def test_push_signs_the_list_and_each_image_and_attests_each_image_with_cosign(monkeypatch):
+    """One cosign signs the list and both images (it opens the key once); each image gets its
+    SBOM and its provenance attested, one after the other, never with a transparency log."""
+    monkeypatch.setattr(images, "git", lambda c, *args: "" if args[0] == "status" else "abc1234")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setenv("COSIGN_PASSWORD", "secret")
+    Path("cosign.key").write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    Path("dist").mkdir()
+    described = {"metadata": {"component": {"properties": [
+        {"name": "my-project:image:id", "value": "sha256:1"}]}}}  # fmt: skip
+    for tag in ("0.1.0", "0.1.0-arm64"):
+        Path(f"dist/my-project-{tag}.cdx.json").write_text(json.dumps(described))
+    repository = "127.0.0.1:5000/team/my-project"
+    amd64, arm64, listed = ("sha256:" + digit * 64 for digit in "123")
+    info = {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}}
+    c = docker_context(
+        {
+            re.compile(r"^docker image inspect --format '\{\{\.Id\}\}' "): Result(
+                stdout="sha256:1"
+            ),
+            "docker info --format '{{json .RegistryConfig}}'": Result(stdout=json.dumps(info)),
+            re.compile(r"^docker tag "): Result(),
+            f"docker push {repository}:0.1.0-amd64": Result(stdout=f"digest: {amd64} size: 1"),
+            f"docker push {repository}:0.1.0-arm64": Result(stdout=f"digest: {arm64} size: 1"),
+            re.compile(r"^docker manifest (create|push) "): Result(stdout=f"{listed}\n"),
+            re.compile(r"^docker (pull|run|image rm) "): Result(),
+            re.compile(r"^/usr/bin/cosign "): Result(),
+        },
+        registry_url="127.0.0.1:5000/team",
+        docker_platforms="linux/amd64,linux/arm64",
+    )
+    tasks._push(c)
+    signed = [command for command in commands(c) if command.startswith("/usr/bin/cosign")]
+    flags = "--key cosign.key --tlog-upload=false --allow-http-registry"
+    images_ = [f"{repository}@{digest}" for digest in (listed, amd64, arm64)]
+    assert signed.count(f"/usr/bin/cosign sign {' '.join(images_)} {flags}") == 1
+    for image, tag in ((images_[1], "0.1.0"), (images_[2], "0.1.0-arm64")):
+        sbom_file, made = (
+            f"dist/my-project-{tag}.cdx.json",
+            f"dist/my-project-{tag}.provenance.json",
+        )
+        attests = [command for command in signed if " attest " in command and image in command]
+        assert attests == [
+            f"/usr/bin/cosign attest --type cyclonedx --predicate {sbom_file} --replace {image} "
+            f"{flags}",
+            f"/usr/bin/cosign attest --type https://slsa.dev/provenance/v1 --predicate {made} "
+            f"--replace {image} {flags}",
+        ]
+    assert len(signed) == 5
+    for call in c.run.call_args_list:
+        if call.args[0].startswith("/usr/bin/cosign"):
+            assert call.kwargs["env"] == {"COSIGN_PASSWORD": "secret"}
 
 
 def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(monkeypatch):

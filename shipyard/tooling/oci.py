@@ -1,14 +1,13 @@
-"""A registry's HTTP API (the OCI distribution spec), with the standard library alone: what the
-docker CLI cannot do, such as pushing a signature or an attestation beside an image.
+"""A registry's HTTP API (the OCI distribution spec), read with the standard library alone:
+what `inv verify` needs and cosign does not give, a manifest list's images and each one's
+config, by digest.
 
-Blobs go up with a monolithic upload (POST, then PUT with the digest), manifests with PUT;
-both come back with GET. Credentials are those of `docker login` (~/.docker/config.json's
-`auths`) or `podman login` (its auth.json, of the same form), offered where the registry
-asks: Basic, or a Bearer token from its realm. A registry that the engine reaches over plain
-HTTP (loopback, insecure-registries) is reached so here too.
+Credentials are those of `docker login` (~/.docker/config.json's `auths`) or `podman login`
+(its auth.json, of the same form), offered where the registry asks: Basic, or a Bearer token
+from its realm. A registry that the engine reaches over plain HTTP (loopback,
+insecure-registries) is reached so here too.
 """
 
-import base64
 import hashlib
 import json
 import os
@@ -58,7 +57,7 @@ class Repository:
         """The manifest that REFERENCE (a tag or a digest) names: its bytes, media type and
         digest; None where there is none."""
         try:
-            answer = self._request("GET", self.url(f"manifests/{reference}"), accept=ACCEPT)
+            answer = self._get(self.url(f"manifests/{reference}"), accept=ACCEPT)
         except RegistryError as error:
             if "404" in str(error):
                 return None
@@ -67,60 +66,27 @@ class Repository:
         return body, kind, digest(body)
 
     def blob(self, blob_digest: str) -> bytes:
-        body, _ = self._request("GET", self.url(f"blobs/{blob_digest}"))
+        body, _ = self._get(self.url(f"blobs/{blob_digest}"))
         if digest(body) != blob_digest:
             raise RegistryError(f"{self.name}: blob {blob_digest} came back as {digest(body)}")
         return body
 
-    def put_blob(self, data: bytes) -> str:
-        """Upload DATA, unless the registry has it; its digest."""
-        blob_digest = digest(data)
-        try:
-            self._request("HEAD", self.url(f"blobs/{blob_digest}"))
-            return blob_digest
-        except RegistryError:
-            pass
-        _, location = self._request("POST", self.url("blobs/uploads/"), want="location")
-        if location.startswith("/"):
-            location = self.url("").split("/v2/")[0] + location
-        separator = "&" if "?" in location else "?"
-        self._request("PUT", f"{location}{separator}digest={blob_digest}", data=data,
-                      kind="application/octet-stream")  # fmt: skip
-        return blob_digest
-
-    def put_manifest(self, reference: str, body: bytes, kind: str) -> str:
-        """Put the manifest BODY under REFERENCE (a tag); its digest."""
-        self._request("PUT", self.url(f"manifests/{reference}"), data=body, kind=kind)
-        return digest(body)
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        data: bytes | None = None,
-        kind: str | None = None,
-        accept: str | None = None,
-        want: str = "type",
-        retried: bool = False,
-    ) -> tuple[bytes, str]:
+    def _get(self, url: str, accept: str | None = None, retried: bool = False) -> tuple[bytes, str]:
         headers = {"Accept": accept} if accept else {}
-        if kind:
-            headers["Content-Type"] = kind
         if self._token:
             headers["Authorization"] = self._token
         # http(s), composed here; the registry's redirects are followed
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-                said = answer.headers.get("Location" if want == "location" else "Content-Type")
-                return answer.read(), said or ""
+                return answer.read(), answer.headers.get("Content-Type") or ""
         except urllib.error.HTTPError as error:
             challenge = error.headers.get("WWW-Authenticate", "")
             if error.code == 401 and challenge and not retried:
                 self._token = _authorization(challenge, self.host)
                 if self._token:
-                    return self._request(method, url, data, kind, accept, want, retried=True)
-            raise RegistryError(f"{self.name}: {method} {url.split('/v2/')[-1]}: "
+                    return self._get(url, accept, retried=True)
+            raise RegistryError(f"{self.name}: GET {url.split('/v2/')[-1]}: "
                                 f"{error.code} {error.reason}") from None  # fmt: skip
         except OSError as error:
             raise RegistryError(f"{self.name} does not answer ({error})") from None
@@ -163,12 +129,3 @@ def _credentials(host: str) -> str | None:
             if re.sub(r"^https?://", "", name).split("/")[0] == host and entry.get("auth"):
                 return entry["auth"]
     return None
-
-
-def encoded(document: dict) -> bytes:
-    """DOCUMENT as the bytes that are pushed and digested: compact JSON, keys in order."""
-    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
