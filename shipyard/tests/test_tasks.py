@@ -620,7 +620,7 @@ def test_a_library_opened_by_name_is_named_with_the_debian_package_that_ships_it
     monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: "my-project-base:trixie-amd64")
     error = "OSError: cannot load library 'libvips.so.42': libvips.so.42: cannot open"
     vips = {"distribution": "pyvips", "module": "pyvips", "error": error}
-    which = Result(stdout='{"libvips.so.42": "libvips42t64"}\n')
+    which = Result(stdout='{"packages": {"libvips.so.42": "libvips42t64"}}\n')
     c = gate_context(Result(stdout=said(vips)), which)
     with pytest.raises(Exit) as exit_:
         imports.check(c, "my-project:0.1.0", "linux/amd64")

@@ -115,7 +115,7 @@ def _packages_of(c: Context, errors: list[str], platform: str) -> dict[str, str]
         "python3", "/opt/build/libraries.py", "--which", *libraries, hide=True, warn=True,
     )  # fmt: skip
     found = asked.stdout.strip().splitlines()[-1:] if asked.ok else []
-    return json.loads(found[0]) if found else {}
+    return json.loads(found[0]).get("packages", {}) if found else {}
 
 
 def _line(result: dict, ref: str, platform: str, shipped: dict[str, str]) -> str:
