@@ -10,13 +10,17 @@ a module file, an extension module. Each module is imported in turn, and a line 
 where it imported; unchecked says why it could not be checked, where it could not), preceded
 by {"start", "distribution"}, so that a crash of the interpreter itself (a segfault in native
 code) still tells which module it was in. Modules named on the command line are skipped:
-those already tried, when a crash makes the caller start again.
+those already tried, when a crash makes the caller start again. Last, where the image carries
+fontconfig and fontconfig's folders hold no font at all, {"fontless": the library's path}:
+text rendered through it (Pango's, or a wheel's own fontconfig) would have no glyph to draw,
+and no import fails for it.
 """
 
 import importlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import sys
 import sysconfig
 import traceback
@@ -25,6 +29,12 @@ from pathlib import PurePosixPath
 # What the first part of a RECORD path can be that is no module: metadata, scripts, data,
 # and the folders where auditwheel puts the libraries that a wheel bundles (numpy.libs).
 NOT_MODULES = (".dist-info", ".data", ".libs", ".pth")
+# Where a fontconfig library may be: the system's folders, and the venv (a wheel's own, which
+# auditwheel renames: libfontconfig-8f5a4c1e.so.1.12.0). Where fontconfig looks for fonts, as
+# Debian configures it and as its built-in default has it; and what a font file is called.
+LIBRARY_FOLDERS = ("/usr/lib", "/usr/local/lib", "/lib", "/lib64", "/usr/lib64")
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts")
+FONT_FILES = (".ttf", ".otf", ".ttc", ".otc", ".pfb", ".pfa", ".pcf", ".pcf.gz", ".woff", ".woff2")
 
 
 def modules(distribution: importlib.metadata.Distribution) -> list[str]:
@@ -64,6 +74,32 @@ def main(tried: set[str]) -> None:
                 error = last_line()
             said = {"distribution": name, "module": module, "error": error, "unchecked": unchecked}
             say(said)
+    lacking = fontless()
+    if lacking:
+        say({"fontless": lacking})
+
+
+def files(folders: tuple[str, ...]) -> list[str]:
+    """The names of the files in FOLDERS and below, each folder walked once."""
+    found, seen = [], set()
+    for folder in folders:
+        for parent, names, filenames in os.walk(folder):
+            if os.path.realpath(parent) in seen:
+                names[:] = []
+                continue
+            seen.add(os.path.realpath(parent))
+            found += [os.path.join(parent, name) for name in filenames]
+    return found
+
+
+def fontless() -> str | None:
+    """A fontconfig library of the image, where fontconfig's folders hold no font file; else
+    None (a font, or no fontconfig)."""
+    named = [(path, os.path.basename(path)) for path in files((*LIBRARY_FOLDERS, sys.prefix))]
+    libraries = [path for path, name in named if name.startswith("libfontconfig") and ".so" in name]
+    if not libraries or any(path.lower().endswith(FONT_FILES) for path in files(FONT_FOLDERS)):
+        return None
+    return sorted(libraries)[0]
 
 
 def absent(module: str, missing: ModuleNotFoundError) -> str | None:
@@ -81,8 +117,9 @@ def absent(module: str, missing: ModuleNotFoundError) -> str | None:
 
 
 def say(line: dict) -> None:
-    """One line of JSON, told from what the modules print as they import by its start."""
-    print(f"imports.py: {json.dumps(line)}", flush=True)
+    """One line of JSON, told from what the modules print as they import by its start. It
+    starts a line of its own: what a module printed last may not have ended its own."""
+    print(f"\nimports.py: {json.dumps(line)}", flush=True)
 
 
 def last_line() -> str:
