@@ -2,7 +2,8 @@
 
 A build is told, as build arguments, what the app's pyproject.toml says (tooling/project.py)
 and what the settings add: where its wheel is built, its script, its packages, its tests and
-the Debian packages that each stage wants, the labels of its commit. Then the runtime is
+the Debian packages that each stage wants (with those that its modules were found to open by
+name, opened.py), the labels of its commit. Then the runtime is
 written again with the commit's time (reproducible.py), the registry's cache is fed where
 there is one (registry.py), and its SBOM and provenance are written (sbom.py, provenance.py).
 """
@@ -16,6 +17,7 @@ from shipyard.tooling import (
     archive,
     cross,
     engine,
+    opened,
     owned,
     platforms,
     provenance,
@@ -67,12 +69,14 @@ def arguments(c: Context, platform: str) -> dict[str, str]:
         _said.add(found.describe(script))
         print(f"app: {found.describe(script)}")
     compiled = bool(found.build_script)
+    placed = cross.build_args(c, platform, pythons.version(c))
+    by_name = opened.kept(platform, placed["BASE_IMAGE"])
     return {
-        **cross.build_args(c, platform, pythons.version(c)),
+        **placed,
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
-        "RUNTIME_PACKAGES": c.docker.runtime_packages,
+        "RUNTIME_PACKAGES": opened.runtime_packages(c.docker.runtime_packages, by_name),
         "TEST_PACKAGES": c.docker.test_packages,
         "HOST_LIBRARIES": c.docker.host_libraries,
         "STRIP": "1" if c.docker.strip else "0",
@@ -127,5 +131,8 @@ def build(c: Context, platform: str, target: str, no_cache: bool) -> str:
         if runtime:
             sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
             packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
-            provenance.write(c, sbom.path(c, tag), platform, build_args, packages)
+            # The setting is the parameter; what was found by name is the builder's, and why.
+            chosen = {**build_args, "RUNTIME_PACKAGES": c.docker.runtime_packages}
+            found = opened.kept(platform, build_args["BASE_IMAGE"])
+            provenance.write(c, sbom.path(c, tag), platform, chosen, packages, found)
     return tags[0]
