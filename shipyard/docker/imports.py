@@ -12,14 +12,15 @@ by {"start", "distribution"}, so that a crash of the interpreter itself (a segfa
 code) still tells which module it was in. Modules named on the command line are skipped:
 those already tried, when a crash makes the caller start again. Last, where the image carries
 fontconfig and fontconfig's folders hold no font at all, {"fontless": the library's path}:
-text rendered through it (Pango's, or a wheel's own fontconfig) would have no glyph to draw,
-and no import fails for it.
+text rendered through it (a wheel's own fontconfig, or one linked into its library, as
+pyvips-binary's libvips holds one) would have no glyph to draw, and no import fails for it.
 """
 
 import importlib
 import importlib.metadata
 import importlib.util
 import json
+import mmap
 import os
 import sys
 import sysconfig
@@ -35,6 +36,7 @@ NOT_MODULES = (".dist-info", ".data", ".libs", ".pth")
 LIBRARY_FOLDERS = ("/usr/lib", "/usr/local/lib", "/lib", "/lib64", "/usr/lib64")
 FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts")
 FONT_FILES = (".ttf", ".otf", ".ttc", ".otc", ".pfb", ".pfa", ".pcf", ".pcf.gz", ".woff", ".woff2")
+FONTCONFIG = b"FONTCONFIG_FILE"  # the variable that every build of fontconfig reads, by name
 
 
 def modules(distribution: importlib.metadata.Distribution) -> list[str]:
@@ -93,13 +95,27 @@ def files(folders: tuple[str, ...]) -> list[str]:
 
 
 def fontless() -> str | None:
-    """A fontconfig library of the image, where fontconfig's folders hold no font file; else
-    None (a font, or no fontconfig)."""
-    named = [(path, os.path.basename(path)) for path in files((*LIBRARY_FOLDERS, sys.prefix))]
-    libraries = [path for path, name in named if name.startswith("libfontconfig") and ".so" in name]
-    if not libraries or any(path.lower().endswith(FONT_FILES) for path in files(FONT_FOLDERS)):
+    """Where fontconfig's folders hold no font file, the first library of the image that is
+    fontconfig or holds it (pyvips-binary links it into libvips): its path. None where there is
+    a font, or no fontconfig; the libraries are read only where there is no font."""
+    if any(path.lower().endswith(FONT_FILES) for path in files(FONT_FOLDERS)):
         return None
-    return sorted(libraries)[0]
+    libraries = sorted(path for path in files((*LIBRARY_FOLDERS, sys.prefix))
+                       if ".so" in os.path.basename(path) and not os.path.islink(path))  # fmt: skip
+    return next((path for path in libraries if fontconfig(path)), None)
+
+
+def fontconfig(path: str) -> bool:
+    """Whether the library at PATH is fontconfig, or holds it: by its name, or by the name of
+    the variable that fontconfig reads for its configuration, which no other library uses."""
+    if os.path.basename(path).startswith("libfontconfig"):
+        return True
+    with open(path, "rb") as library:
+        size = os.fstat(library.fileno()).st_size
+        if not size:
+            return False
+        with mmap.mmap(library.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(FONTCONFIG) >= 0
 
 
 def absent(module: str, missing: ModuleNotFoundError) -> str | None:

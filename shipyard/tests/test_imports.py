@@ -49,17 +49,24 @@ def test_what_the_image_lacks_is_a_failure_and_what_the_lock_leaves_out_is_not()
 
 
 def test_a_fontconfig_with_no_font_is_told(tmp_path, monkeypatch):
-    """fontconfig in a library folder, or a wheel's own (auditwheel renames it), with no font
-    file where fontconfig looks: its path; with a font, or without fontconfig: None."""
+    """fontconfig in a library folder, a wheel's own (auditwheel renames it), or linked into
+    another library (pyvips-binary's libvips), with no font file where fontconfig looks: its
+    path; with a font, or without fontconfig: None."""
     lib, fonts, venv = tmp_path / "lib", tmp_path / "fonts", tmp_path / "venv"
     for folder in (lib, fonts, venv):
         folder.mkdir()
     monkeypatch.setattr(imports, "LIBRARY_FOLDERS", (str(lib),))
     monkeypatch.setattr(imports, "FONT_FOLDERS", (str(fonts),))
     monkeypatch.setattr(imports.sys, "prefix", str(venv))
-    (lib / "libfreetype.so.6").touch()
+    (lib / "libfreetype.so.6").write_bytes(b"\x7fELF freetype")
+    (lib / "libempty.so.1").touch()
     assert imports.fontless() is None
-    bundled = venv / "lib" / "skia.libs" / "libfontconfig-8f5a4c1e.so.1.12.0"
+    linked = venv / "lib" / "pyvips_binary.libs" / "libvips-e42572c0.so.42"
+    linked.parent.mkdir(parents=True)
+    linked.write_bytes(b"\x7fELF ... getenv FONTCONFIG_FILE ...")
+    assert imports.fontless() == str(linked)
+    linked.unlink()
+    bundled = venv / "lib" / "skia_python.libs" / "libfontconfig-dcb2ce6c.so.1.12.0"
     bundled.parent.mkdir(parents=True)
     bundled.touch()
     assert imports.fontless() == str(bundled)

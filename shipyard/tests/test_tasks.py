@@ -793,8 +793,8 @@ def test_a_fontconfig_with_no_font_gets_debian_s_font(trixie, capsys):
     assert run() == []
     assert len(rebuilt) == 1
     assert (
-        "my-project:0.1.0 carries libfontconfig.so.1 and no font: Debian's fonts-dejavu-core is "
-        "one; building again with it"
+        "my-project:0.1.0 carries fontconfig (libfontconfig.so.1) and no font: Debian's "
+        "fonts-dejavu-core is one; building again with it"
     ) in capsys.readouterr().out
     [font] = opened.kept("linux/amd64", "my-project-base:trixie-amd64")
     assert font["package"] == "fonts-dejavu-core" and font["library"] == "libfontconfig.so.1"

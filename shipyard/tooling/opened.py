@@ -96,7 +96,7 @@ def gate(c: Context, ref: str, platform: str, rebuild: Callable[[], str]) -> lis
                     print(f"{why}: Debian's {package} ships it; building again with it")
         if checked.fontless and FONT not in carried:
             library = Path(checked.fontless).name
-            why = f"{ref} carries {library} and no font"
+            why = f"{ref} carries fontconfig ({library}) and no font"
             new.append({"package": FONT, "library": library, "why": why,
                         "module": None, "distribution": None})  # fmt: skip
             print(f"{why}: Debian's {FONT} is one; building again with it")
