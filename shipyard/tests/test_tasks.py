@@ -736,6 +736,19 @@ def test_libraries_opened_by_name_are_found_carried_and_kept_until_all_import(tr
     assert opened.kept("linux/amd64", "my-project-base:trixie-amd64") == []
 
 
+def test_what_each_base_needs_is_kept_apart_so_that_a_switch_and_back_finds_it(monkeypatch):
+    """Python 3.11's base is bookworm's, whose libmagic is libmagic1: both stay kept."""
+    for base, package in (("base:bookworm", "libmagic1"), ("base:trixie", "libmagic1t64")):
+        monkeypatch.setattr(bootstrap, "base", lambda c, platform=None, base=base: base)
+        c, _, run = gate(Result(stdout=said(MAGIC)), which({"libmagic": package}),
+                         Result(stdout=said({**MAGIC, "error": None})))  # fmt: skip
+        inspect = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
+        c.set_result_for("run", inspect, Result(stdout=f"sha256:{package}"))  # another image
+        assert run() == []
+    assert opened.kept("linux/amd64", "base:bookworm")[0]["package"] == "libmagic1"
+    assert opened.kept("linux/amd64", "base:trixie")[0]["package"] == "libmagic1t64"
+
+
 def test_once_nothing_more_is_found_every_module_that_fails_has_its_own_line(trixie):
     """pyvips opens a library that no package ships; magic one that Debian has; another module
     fails for no library at all. magic's is carried, and then each of the two others gets its

@@ -13,11 +13,12 @@ still fails fails the build, in one line naming each library and its package, wh
 it. A fontconfig with no font at all counts as such a library too: Debian's fonts-dejavu-core
 is carried for it.
 
-What was found is kept per lock, base and platform (.venv/stamps), so that the next build
-starts with it and needs no second one; the provenance records each package, with the module
-and the library that asked for it.
+What was found is kept per lock, base and platform (.venv/stamps, one stamp each), so that the
+next build starts with it and needs no second one; the provenance records each package, with
+the module and the library that asked for it.
 """
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -55,10 +56,10 @@ def names(error: str) -> list[str]:
 
 def kept(platform: str, base: str) -> list[dict]:
     """What was found for PLATFORM's image on BASE, with the lock as it is: {"package",
-    "library", "module", "distribution", "why"} each; none where the lock or base changed."""
-    stamp = STAMPS / _step(platform)
+    "library", "module", "distribution", "why"} each; none for a lock or base new here."""
+    stamp = STAMPS / _step(platform, base)
     recorded = json.loads(stamp.read_text()) if stamp.is_file() else {}
-    return recorded.get("found", []) if recorded.get("key") == _key(base) else []
+    return recorded.get("found", []) if recorded.get("key") == _key(platform, base) else []
 
 
 def runtime_packages(setting: str, found: list[dict]) -> str:
@@ -140,15 +141,18 @@ def _fix(libraries: list[str], archive: dict) -> str:
     return f"It opens by name {', and '.join(said)}. {UNSHIPPED if unshipped else imports.FIX}"
 
 
-def _step(platform: str) -> str:
-    return f"opened-{platform.replace('/', '_')}"
+def _key(platform: str, base: str) -> str:
+    """What the packages found depend on: the lock, as exported, the base and the platform."""
+    return f"{stamps.digest('requirements.txt')} {base} {platform}"
 
 
-def _key(base: str) -> str:
-    """What the packages found depend on: the lock, as exported, and the base."""
-    return f"{stamps.digest('requirements.txt')} {base}"
+def _step(platform: str, base: str) -> str:
+    """A stamp a key: a switch to another Python's base, and back, finds each one kept."""
+    digest = hashlib.sha256(_key(platform, base).encode()).hexdigest()[:16]
+    return f"opened-{platform.replace('/', '_')}-{digest}"
 
 
 def _keep(c: Context, platform: str, base: str, found: list[dict]) -> None:
     """Keep FOUND for PLATFORM's builds on BASE with this lock; nothing is kept under --dry."""
-    stamps.record(c, _step(platform), json.dumps({"key": _key(base), "found": found}, indent=1))
+    kept = {"key": _key(platform, base), "found": found}
+    stamps.record(c, _step(platform, base), json.dumps(kept, indent=1))
