@@ -10,13 +10,18 @@ a module file, an extension module. Each module is imported in turn, and a line 
 where it imported; unchecked says why it could not be checked, where it could not), preceded
 by {"start", "distribution"}, so that a crash of the interpreter itself (a segfault in native
 code) still tells which module it was in. Modules named on the command line are skipped:
-those already tried, when a crash makes the caller start again.
+those already tried, when a crash makes the caller start again. Last, where the image carries
+fontconfig and fontconfig's folders hold no font at all, {"fontless": the library's path}:
+text rendered through it (a wheel's own fontconfig, or one linked into its library, as
+pyvips-binary's libvips holds one) would have no glyph to draw, and no import fails for it.
 """
 
 import importlib
 import importlib.metadata
 import importlib.util
 import json
+import mmap
+import os
 import sys
 import sysconfig
 import traceback
@@ -25,6 +30,13 @@ from pathlib import PurePosixPath
 # What the first part of a RECORD path can be that is no module: metadata, scripts, data,
 # and the folders where auditwheel puts the libraries that a wheel bundles (numpy.libs).
 NOT_MODULES = (".dist-info", ".data", ".libs", ".pth")
+# Where a fontconfig library may be: the system's folders, and the venv (a wheel's own, which
+# auditwheel renames: libfontconfig-8f5a4c1e.so.1.12.0). Where fontconfig looks for fonts, as
+# Debian configures it and as its built-in default has it; and what a font file is called.
+LIBRARY_FOLDERS = ("/usr/lib", "/usr/local/lib", "/lib", "/lib64", "/usr/lib64")
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts")
+FONT_FILES = (".ttf", ".otf", ".ttc", ".otc", ".pfb", ".pfa", ".pcf", ".pcf.gz", ".woff", ".woff2")
+FONTCONFIG = b"FONTCONFIG_FILE"  # the variable that every build of fontconfig reads, by name
 
 
 def modules(distribution: importlib.metadata.Distribution) -> list[str]:
@@ -64,6 +76,46 @@ def main(tried: set[str]) -> None:
                 error = last_line()
             said = {"distribution": name, "module": module, "error": error, "unchecked": unchecked}
             say(said)
+    lacking = fontless()
+    if lacking:
+        say({"fontless": lacking})
+
+
+def files(folders: tuple[str, ...]) -> list[str]:
+    """The names of the files in FOLDERS and below, each folder walked once."""
+    found, seen = [], set()
+    for folder in folders:
+        for parent, names, filenames in os.walk(folder):
+            if os.path.realpath(parent) in seen:
+                names[:] = []
+                continue
+            seen.add(os.path.realpath(parent))
+            found += [os.path.join(parent, name) for name in filenames]
+    return found
+
+
+def fontless() -> str | None:
+    """Where fontconfig's folders hold no font file, the first library of the image that is
+    fontconfig or holds it (pyvips-binary links it into libvips): its path. None where there is
+    a font, or no fontconfig; the libraries are read only where there is no font."""
+    if any(path.lower().endswith(FONT_FILES) for path in files(FONT_FOLDERS)):
+        return None
+    libraries = sorted(path for path in files((*LIBRARY_FOLDERS, sys.prefix))
+                       if ".so" in os.path.basename(path) and not os.path.islink(path))  # fmt: skip
+    return next((path for path in libraries if fontconfig(path)), None)
+
+
+def fontconfig(path: str) -> bool:
+    """Whether the library at PATH is fontconfig, or holds it: by its name, or by the name of
+    the variable that fontconfig reads for its configuration, which no other library uses."""
+    if os.path.basename(path).startswith("libfontconfig"):
+        return True
+    with open(path, "rb") as library:
+        size = os.fstat(library.fileno()).st_size
+        if not size:
+            return False
+        with mmap.mmap(library.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(FONTCONFIG) >= 0
 
 
 def absent(module: str, missing: ModuleNotFoundError) -> str | None:
@@ -81,8 +133,9 @@ def absent(module: str, missing: ModuleNotFoundError) -> str | None:
 
 
 def say(line: dict) -> None:
-    """One line of JSON, told from what the modules print as they import by its start."""
-    print(f"imports.py: {json.dumps(line)}", flush=True)
+    """One line of JSON, told from what the modules print as they import by its start. It
+    starts a line of its own: what a module printed last may not have ended its own."""
+    print(f"\nimports.py: {json.dumps(line)}", flush=True)
 
 
 def last_line() -> str:

@@ -22,6 +22,13 @@ Contents index of this architecture names (fetched for this one lookup), by the 
 The packages found are installed with apt-install, and distroless.py carries them, with
 their dpkg records, into the runtime. A library that no package ships, or an archive that cannot
 be reached, ends the build with one line that says what to set.
+
+--which looks up, the same way, the libraries that modules open by name, which no reading of
+ELF files sees (the import check finds them failing: tooling/opened.py). Such a name may be a
+soname (libvips.so.42), or what code asks the loader for: "magic" or "libmagic" (ctypes'
+find_library), "libgobject-2.0-0" (cffi, named after Windows' DLL, libgobject-2.0.so.0 here).
+Where its version is not said, any versioned soname of it counts (libmagic.so.1), as the
+loader's cache, which find_library reads, lists them; never the development link, libmagic.so.
 """
 
 import argparse
@@ -70,10 +77,40 @@ def missing(
     return needs
 
 
-def candidates(soname: str) -> list[str]:
-    """The packages that Debian's naming rule guesses for SONAME, likeliest first: name and
-    version (a hyphen between two digits), lowercase, and trixie's rename for 64-bit time."""
-    match = SONAME.match(soname)
+def opened(name: str) -> str:
+    """The library that code opening NAME by name asks the loader for, spelt as a file's name:
+    a soname, or what a soname starts with (magic and libmagic: libmagic; a path: its file)."""
+    name = name.rpartition("/")[2]
+    return name if name.startswith("lib") or SONAME.match(name) else f"lib{name}"
+
+
+def soname(library: str) -> str | None:
+    """LIBRARY's soname, where it says its version: itself (libvips.so.42), or one named after
+    Windows' DLLs, with its major version after a hyphen (libgobject-2.0-0: libgobject-2.0.so.0;
+    libfontconfig-1: libfontconfig.so.1). None where it says none (libmagic)."""
+    if SONAME.match(library):
+        return library
+    windows = re.fullmatch(r"(.+)-([0-9]+)", library)
+    return f"{windows[1]}.so.{windows[2]}" if windows else None
+
+
+def file_names(library: str) -> re.Pattern:
+    """The names of the files that the loader takes for LIBRARY: a soname's own; for a name
+    opened by name, its soname and any later part of its version (libgobject-2.0.so.0.8400.0),
+    or, where it says no version, any versioned soname of it (libmagic.so.1)."""
+    if SONAME.match(library):
+        return re.compile(re.escape(library))
+    choices = [re.escape(library) + r"\.so(?:\.[0-9]+)+"]  # libmagic.so.1
+    if soname(library):
+        choices.append(re.escape(soname(library)) + r"(?:\.[0-9]+)*")
+    return re.compile("|".join(choices))
+
+
+def candidates(library: str) -> list[str]:
+    """The packages that Debian's naming rule guesses for LIBRARY's soname, likeliest first:
+    name and version (a hyphen between two digits), lowercase, and trixie's rename for 64-bit
+    time. None where the soname is not known (libmagic: related() guesses those)."""
+    match = SONAME.match(soname(library) or "")
     if not match:
         return []
     name, version = match["name"].lower().replace("_", "-"), match["version"]
@@ -83,18 +120,22 @@ def candidates(soname: str) -> list[str]:
     return [guess, f"{guess}t64"]
 
 
-def related(soname: str, names: list[str]) -> list[str]:
-    """Of the archive's package NAMES that share SONAME's first letters, those that the naming
+def related(library: str, names: list[str]) -> list[str]:
+    """Of the archive's package NAMES that share LIBRARY's first letters, those that the naming
     rule may have missed (libglib-2.0.so.0: libglib2.0-0t64): the same letters and digits in
-    order, ending in the same major version, or those letters alone (libpython3.13). At most
-    five, the shortest first."""
-    match = SONAME.match(soname)
-    if not match or not match["version"]:
-        return []
+    order, ending in the same major version, or those letters alone (libpython3.13). Where
+    LIBRARY says no version (libmagic, opened by name), those letters and any number
+    (libmagic1t64). At most five, the shortest first."""
 
     def letters(text: str) -> str:
         return re.sub(r"[^a-z0-9+]", "", text.lower().removesuffix("t64"))
 
+    match = SONAME.match(soname(library) or "")
+    if not match:
+        numbered = re.compile(re.escape(letters(library)) + "[0-9]+")
+        return sorted((name for name in names if numbered.fullmatch(letters(name))), key=len)[:5]
+    if not match["version"]:
+        return []
     stem, major = letters(match["name"]), match["version"].split(".")[0]
     fitting = [name for name in names if letters(name) == stem  # libpython3.13.so.1.0's
                or (letters(name).startswith(stem) and letters(name).endswith(major))]  # fmt: skip
@@ -118,9 +159,12 @@ def contents_line(line: str) -> tuple[str, list[str]]:
 
 
 def shipped(library: str, paths: list[str], folders: set[str]) -> bool:
-    """Whether PATHS hold a file named LIBRARY in one of the loader's FOLDERS."""
+    """Whether PATHS hold a file that the loader takes for LIBRARY (file_names) in one of its
+    FOLDERS."""
+    names = file_names(library)
     return any(
-        path.rpartition("/")[2] == library and path.rpartition("/")[0] in folders for path in paths
+        names.fullmatch(path.rpartition("/")[2]) and path.rpartition("/")[0] in folders
+        for path in paths
     )
 
 
@@ -199,17 +243,20 @@ def contents_index(folder: Path) -> list[Path]:
 def indexed(needs: list[str], folders: set[str], files: list[Path]) -> dict[str, list[str]]:
     """Of the libraries NEEDS, those that the Contents index FILES place in one of the loader's
     FOLDERS: the packages that do, for each."""
-    wanted = {library.encode() for library in needs}
+    patterns = {library: file_names(library) for library in needs}
+    wanted = re.compile("|".join(pattern.pattern for pattern in patterns.values()).encode())
     found: dict[str, list[str]] = {}
     for index in files:
         with gzip.open(index) as reader:
             for line in reader:
                 # 1.9 million lines for trixie: only a library's is worth decoding.
                 name = line.split(None, 1)[0].rpartition(b"/")[2] if b".so" in line else b""
-                if name in wanted:
-                    path, packages = contents_line(line.decode("utf-8", "replace"))
-                    if shipped(name.decode(), [path], folders):
-                        found.setdefault(name.decode(), []).extend(sorted(packages))
+                if not name or not wanted.fullmatch(name):
+                    continue
+                path, packages = contents_line(line.decode("utf-8", "replace"))
+                for library, pattern in patterns.items():
+                    if pattern.fullmatch(name.decode()) and shipped(library, [path], folders):
+                        found.setdefault(library, []).extend(sorted(packages))
     return found
 
 
@@ -305,11 +352,15 @@ def install_missing(listing: Path) -> None:
         forget_lists()
 
 
-def which(*libraries: str) -> None:
-    """Print, as JSON, the Debian package that ships each of LIBRARIES (those that a module
-    opens by name, for the import check's line): nothing is installed."""
-    found, _ = shipping(sorted(libraries), library_folders(elf.Loader()))
-    print(json.dumps(found))
+def which(*names: str) -> None:
+    """Print, as JSON, what the archive says of each library that a module opens by name, NAMES
+    as the module asked for them (libmagic, libgobject-2.0-0, libvips.so.42): the release, the
+    package that ships each, where one does, and why none could be looked for, where none
+    could. Nothing is installed."""
+    asked = {name: opened(name) for name in names}
+    found, unasked = shipping(sorted(set(asked.values())), library_folders(elf.Loader()))
+    packages = {name: found[library] for name, library in asked.items() if library in found}
+    print(json.dumps({"release": release(), "packages": packages, "unasked": unasked}))
 
 
 def main(argv: list[str]) -> None:

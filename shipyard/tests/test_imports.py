@@ -46,3 +46,38 @@ def test_what_the_image_lacks_is_a_failure_and_what_the_lock_leaves_out_is_not()
     assert "only the distribution's metadata" in imports.absent("_sodium", failing("_sodium"))
     assert imports.absent("customtk", failing("tkinter")) is None
     assert imports.absent("mine", failing("json")) is None  # there, so it failed otherwise
+
+
+def test_a_fontconfig_with_no_font_is_told(tmp_path, monkeypatch):
+    """fontconfig in a library folder, a wheel's own (auditwheel renames it), or linked into
+    another library (pyvips-binary's libvips), with no font file where fontconfig looks: its
+    path; with a font, or without fontconfig: None."""
+    lib, fonts, venv = tmp_path / "lib", tmp_path / "fonts", tmp_path / "venv"
+    for folder in (lib, fonts, venv):
+        folder.mkdir()
+    monkeypatch.setattr(imports, "LIBRARY_FOLDERS", (str(lib),))
+    monkeypatch.setattr(imports, "FONT_FOLDERS", (str(fonts),))
+    monkeypatch.setattr(imports.sys, "prefix", str(venv))
+    (lib / "libfreetype.so.6").write_bytes(b"\x7fELF freetype")
+    (lib / "libempty.so.1").touch()
+    assert imports.fontless() is None
+    linked = venv / "lib" / "pyvips_binary.libs" / "libvips-e42572c0.so.42"
+    linked.parent.mkdir(parents=True)
+    linked.write_bytes(b"\x7fELF ... getenv FONTCONFIG_FILE ...")
+    assert imports.fontless() == str(linked)
+    linked.unlink()
+    bundled = venv / "lib" / "skia_python.libs" / "libfontconfig-dcb2ce6c.so.1.12.0"
+    bundled.parent.mkdir(parents=True)
+    bundled.touch()
+    assert imports.fontless() == str(bundled)
+    (fonts / "truetype" / "dejavu").mkdir(parents=True)
+    (fonts / "truetype" / "dejavu" / "DejaVuSans.ttf").touch()
+    assert imports.fontless() is None
+
+
+def test_each_line_of_the_script_starts_a_line_of_its_own(capsys):
+    """A module may print without ending its line: the script's next line is still told."""
+    print("loading...", end="")
+    imports.say({"start": "weasyprint", "distribution": "weasyprint"})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == 'imports.py: {"start": "weasyprint", "distribution": "weasyprint"}'

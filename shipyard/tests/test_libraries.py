@@ -177,3 +177,45 @@ def test_related_names_find_what_the_naming_rule_misses_and_nothing_else():
     python = ["libpython3.13-dev", "libpython3.13", "libpython3.13-stdlib"]
     assert libraries.related("libpython3.13.so.1.0", python) == ["libpython3.13"]
     assert libraries.related("libfoo.so", ["libfoo1"]) == []  # no version: no rule to follow
+
+
+def test_a_name_opened_by_name_means_the_files_that_the_loader_would_take():
+    """What code asks for by name: ctypes' "magic" or "libmagic", any versioned soname of it but
+    the development link; cffi's "libgobject-2.0-0", Windows' way of naming libgobject-2.0.so.0,
+    with any later part of its version; a soname, or a path, its own file alone."""
+    assert libraries.opened("magic") == libraries.opened("libmagic") == "libmagic"
+    assert libraries.opened("/usr/lib/libfoo.so.1") == "libfoo.so.1"
+    assert libraries.soname("libgobject-2.0-0") == "libgobject-2.0.so.0"
+    assert libraries.soname("libfontconfig-1") == "libfontconfig.so.1"
+    assert libraries.soname("libgobject-2.0") is None
+    assert libraries.soname("libmagic") is None
+    folder = "/usr/lib/x86_64-linux-gnu"
+    magic = [f"{folder}/libmagic.so", f"{folder}/libmagic-mgc.so.1"]
+    assert not libraries.shipped("libmagic", magic, FOLDERS)
+    assert libraries.shipped("libmagic", [f"{folder}/libmagic.so.1.0.0"], FOLDERS)
+    glib = [f"{folder}/libgobject-2.0.so.0.8400.0"]
+    assert libraries.shipped("libgobject-2.0-0", glib, FOLDERS)
+    assert not libraries.shipped("libgobject-2.0-0", [f"{folder}/libgobject-2.0.so.1"], FOLDERS)
+    assert not libraries.shipped("libvips.so.42", [f"{folder}/libvips.so.42.1"], FOLDERS)
+
+
+def test_names_opened_by_name_are_guessed_by_the_same_rules():
+    """The naming rule, where the version is known; related names otherwise (libmagic1t64)."""
+    assert libraries.candidates("libgobject-2.0-0") == ["libgobject-2.0-0", "libgobject-2.0-0t64"]
+    assert libraries.candidates("libpango-1.0-0")[0] == "libpango-1.0-0"
+    assert libraries.candidates("libmagic") == []
+    names = ["libmagic-dev", "libmagic-mgc", "libmagic1t64", "libmagickcore-7.q16-10"]
+    assert libraries.related("libmagic", names) == ["libmagic1t64"]
+
+
+def test_the_contents_index_finds_a_name_opened_by_name_and_not_its_development_link(tmp_path):
+    index = tmp_path / "contents.gz"
+    with gzip.open(index, "wt") as contents:
+        contents.write(
+            "usr/lib/x86_64-linux-gnu/libmagic.so                 libdevel/libmagic-dev\n"
+            "usr/lib/x86_64-linux-gnu/libmagic.so.1               libs/libmagic1t64\n"
+            "usr/lib/x86_64-linux-gnu/libgobject-2.0.so.0         libs/libglib2.0-0t64\n"
+            "usr/lib/x86_64-linux-gnu/libgobject-2.0.so.0.8400.0  libs/libglib2.0-0t64\n"
+        )
+    found = libraries.indexed(["libmagic", "libgobject-2.0-0", "libnone-3"], FOLDERS, [index])
+    assert found == {"libmagic": ["libmagic1t64"], "libgobject-2.0-0": ["libglib2.0-0t64"] * 2}

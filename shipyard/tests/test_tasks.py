@@ -4,6 +4,7 @@ What the commands then do is tested for real elsewhere (test_image.py and its si
 here the point is what runs, with which arguments, and what does not run at all.
 """
 
+import functools
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ from shipyard.tooling import (
     engine,
     images,
     imports,
+    opened,
     platforms,
     podman,
     provenance,
@@ -455,7 +457,7 @@ def build_context(monkeypatch):
     monkeypatch.setattr(sbom, "write", lambda *args, **kwargs: None)
     monkeypatch.setattr(provenance, "write", lambda *args: None)  # tested on its own
     monkeypatch.setattr(provenance, "build_packages", lambda *args: [])  # and so is this
-    monkeypatch.setattr(imports, "check", lambda c, ref, platform: None)  # tested on its own
+    monkeypatch.setattr(imports, "check", lambda c, ref, platform: imports.Checked([]))  # below
     monkeypatch.setattr(bootstrap, "fresh", lambda c, platform, always: None)  # and so is this
     inspect = "docker image inspect --format"
     c = docker_context(
@@ -617,36 +619,16 @@ MAGIC = {"distribution": "python-magic", "module": "magic",
          "error": "ImportError: failed to find libmagic.  Check your installation"}  # fmt: skip
 
 
-def test_the_import_check_runs_hardened_and_names_each_module_that_fails():
-    c = gate_context(Result(stdout=said(POLARS, MAGIC)))
-    with pytest.raises(Exit) as exit_:
-        imports.check(c, "my-project:0.1.0", "linux/amd64")
-    [line] = str(exit_.value.message).splitlines()
-    assert line.startswith("error: magic (of python-magic) does not import in my-project:0.1")
-    assert "failed to find libmagic" in line and "docker.runtime_packages" in line
+def test_the_import_check_runs_hardened_and_returns_each_module_that_fails(capsys):
+    c = gate_context(Result(stdout=said(POLARS, MAGIC, VIPS)))
+    checked = imports.check(c, "my-project:0.1.0", "linux/amd64")
+    assert [result["module"] for result in checked.failed] == ["magic", "pyvips"]
+    assert checked.fontless is None
+    assert "1 of 3 modules import, hardened" in capsys.readouterr().out
     [run] = [command for command in commands(c) if command.startswith("docker run ")]
     hardened = ["--read-only", "--cap-drop ALL", "--security-opt no-new-privileges",
                 "--network none", "--pull=never", "--entrypoint /opt/venv/bin/python"]  # fmt: skip
     assert all(flag in run for flag in hardened)
-
-
-def test_a_library_opened_by_name_is_named_with_the_debian_package_that_ships_it(monkeypatch):
-    """pyvips opens libvips.so.42 by name: the line names Debian's package for it, as the
-    base's archive says (libraries.py --which), and the setting to put it in."""
-    monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: "my-project-base:trixie-amd64")
-    error = "OSError: cannot load library 'libvips.so.42': libvips.so.42: cannot open"
-    vips = {"distribution": "pyvips", "module": "pyvips", "error": error}
-    which = Result(stdout='{"libvips.so.42": "libvips42t64"}\n')
-    c = gate_context(Result(stdout=said(vips)), which)
-    with pytest.raises(Exit) as exit_:
-        imports.check(c, "my-project:0.1.0", "linux/amd64")
-    [line] = str(exit_.value.message).splitlines()
-    assert line.endswith(
-        "Debian's libvips42t64 ships libvips.so.42, which it opens by name: add it to "
-        'docker.runtime_packages (INVOKE_DOCKER_RUNTIME_PACKAGES="libvips42t64").'
-    )
-    asked = [command for command in commands(c) if "--which" in command]
-    assert asked and asked[0].endswith(" python3 /opt/build/libraries.py --which libvips.so.42")
 
 
 def test_a_module_allowed_with_its_reason_passes_and_one_without_a_reason_is_refused(capsys):
@@ -662,14 +644,235 @@ def test_a_module_allowed_with_its_reason_passes_and_one_without_a_reason_is_ref
 def test_a_module_that_kills_the_interpreter_is_named_and_the_rest_still_checked():
     crash = {"distribution": "crashy", "module": "crashy"}
     c = gate_context(Result(stdout=said(POLARS, crash), exited=139), Result(stdout=said(MAGIC)))
-    with pytest.raises(Exit) as exit_:
-        imports.check(c, "my-project:0.1.0", "linux/amd64")
-    lines = str(exit_.value.message).splitlines()
-    assert lines[0].startswith("error: crashy (of crashy) does not import")
-    assert "the interpreter died (exit 139)" in lines[0]
-    assert lines[1].startswith("error: magic (of python-magic)")
+    [crashed, magic] = imports.check(c, "my-project:0.1.0", "linux/amd64").failed
+    assert crashed["module"] == "crashy" and magic["module"] == "magic"
+    assert crashed["error"] == "the interpreter died (exit 139) while importing it"
     second = [command for command in commands(c) if command.startswith("docker run ")][-1]
     assert second.endswith(" polars crashy")  # tried already: skipped the second time
+
+
+# --- Libraries opened by name (tooling/opened.py) ------------------------------------------
+
+CFFI = ("OSError: cannot load library '{0}': {0}: cannot open shared object file: No such "
+        "file or directory.  Additionally, ctypes.util.find_library() did not manage to "
+        "locate a library called '{0}'")  # fmt: skip
+VIPS = {"distribution": "pyvips", "module": "pyvips", "error": CFFI.format("libvips.so.42")}
+WHICH = re.compile(r"^docker run .* /opt/build/libraries.py --which ")
+MISSING = "libbar.so.2: cannot open shared object file"  # what the library itself needs
+
+
+def weasyprint(library: str | None) -> dict:
+    """weasyprint's result where it cannot open LIBRARY, as cffi says it (None: it imports)."""
+    error = CFFI.format(library) if library else None
+    return {"distribution": "weasyprint", "module": "weasyprint", "error": error}
+
+
+def which(packages: dict[str, str], unasked: str | None = None) -> Result:
+    """What libraries.py --which prints: the package that ships each library it found."""
+    answer = {"release": "trixie", "packages": packages, "unasked": unasked}
+    return Result(stdout=json.dumps(answer) + "\n")
+
+
+def gate(*runs: Result) -> tuple[MockContext, list[str], functools.partial]:
+    """A context whose `docker run`s answer RUNS in turn (each import check, and each
+    libraries.py --which), the names of the images that the gate built again, and the gate."""
+    c = gate_context(*runs)
+    rebuilt: list[str] = []
+
+    def rebuild() -> str:
+        rebuilt.append("my-project:0.1.0")
+        return "my-project:0.1.0"
+
+    run = functools.partial(opened.gate, c, "my-project:0.1.0", "linux/amd64", rebuild=rebuild)
+    return c, rebuilt, run
+
+
+@pytest.fixture
+def trixie(monkeypatch):
+    """The base of every build: trixie's, bootstrapped."""
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform=None: "my-project-base:trixie-amd64")
+
+
+@pytest.mark.parametrize(
+    ("error", "libraries"),
+    [
+        (CFFI.format("libgobject-2.0-0"), ["libgobject-2.0-0"]),
+        ("ImportError: failed to find libmagic.  Check your installation", ["libmagic"]),
+        ("OSError: libfoo.so.1: cannot open shared object file: No such file", ["libfoo.so.1"]),
+        (f"OSError: cannot load library 'libfoo.so.1': {MISSING}", ["libfoo.so.1", "libbar.so.2"]),
+        ('OSError: no library called "cairo-2" was found', ["cairo-2"]),
+        ("OSError: /opt/x/libz.so.9: cannot open shared object file", ["libz.so.9"]),
+        ("RuntimeError: no display", []),
+    ],
+)
+def test_the_libraries_that_an_error_could_not_open_are_read_off_it(error, libraries):
+    """cffi's, the loader's (and ctypes'), python-magic's and cairocffi's words, each name once."""
+    assert opened.names(error) == libraries
+
+
+def test_libraries_opened_by_name_are_found_carried_and_kept_until_all_import(trixie, capsys):
+    """weasyprint and python-magic fail at once: both libraries are looked up in one call, and
+    the image built again with both packages. weasyprint then opens Pango: once more. Each
+    package is said in one line, and kept, for this lock, base and platform alone."""
+    c, rebuilt, run = gate(
+        Result(stdout=said(POLARS, MAGIC, weasyprint("libgobject-2.0-0"))),
+        which({"libmagic": "libmagic1t64", "libgobject-2.0-0": "libglib2.0-0t64"}),
+        Result(stdout=said(POLARS, weasyprint("libpango-1.0-0"))),
+        which({"libpango-1.0-0": "libpango-1.0-0"}),
+        Result(stdout=said(POLARS, weasyprint(None))),
+    )
+    assert run() == []
+    assert len(rebuilt) == 2
+    asked = [command for command in commands(c) if WHICH.match(command)]
+    assert asked[0].endswith(" --which libgobject-2.0-0 libmagic")
+    assert f"--volume {tasks.IN_IMAGE}:/opt/build:ro my-project-base:trixie-amd64" in asked[0]
+    out = capsys.readouterr().out
+    assert (
+        "weasyprint opens libgobject-2.0-0 by name: Debian's libglib2.0-0t64 ships it; "
+        "building again with it"
+    ) in out
+    assert "magic opens libmagic by name: Debian's libmagic1t64 ships it" in out
+    assert "weasyprint opens libpango-1.0-0 by name: Debian's libpango-1.0-0 ships it" in out
+    found = opened.kept("linux/amd64", "my-project-base:trixie-amd64")
+    assert found[0] == {
+        "package": "libmagic1t64",
+        "library": "libmagic",
+        "module": "magic",
+        "distribution": "python-magic",
+        "why": "magic opens libmagic by name",
+    }
+    # The build argument: the setting's packages first, then those found, whatever their order.
+    assert opened.runtime_packages("libpq5", found) == (
+        "libpq5 libglib2.0-0t64 libmagic1t64 libpango-1.0-0"
+    )
+    assert opened.runtime_packages("", []) == ""
+    assert opened.kept("linux/arm64", "my-project-base:trixie-amd64") == []
+    assert opened.kept("linux/amd64", "python:3.13-slim") == []
+    Path("requirements.txt").write_text("numpy==2.5.5\n")
+    assert opened.kept("linux/amd64", "my-project-base:trixie-amd64") == []
+
+
+def test_what_each_base_needs_is_kept_apart_so_that_a_switch_and_back_finds_it(monkeypatch):
+    """Python 3.11's base is bookworm's, whose libmagic is libmagic1: both stay kept."""
+    for base, package in (("base:bookworm", "libmagic1"), ("base:trixie", "libmagic1t64")):
+        monkeypatch.setattr(bootstrap, "base", lambda c, platform=None, base=base: base)
+        c, _, run = gate(Result(stdout=said(MAGIC)), which({"libmagic": package}),
+                         Result(stdout=said({**MAGIC, "error": None})))  # fmt: skip
+        inspect = "docker image inspect --format '{{.Id}}' my-project:0.1.0"
+        c.set_result_for("run", inspect, Result(stdout=f"sha256:{package}"))  # another image
+        assert run() == []
+    assert opened.kept("linux/amd64", "base:bookworm")[0]["package"] == "libmagic1"
+    assert opened.kept("linux/amd64", "base:trixie")[0]["package"] == "libmagic1t64"
+
+
+def test_once_nothing_more_is_found_every_module_that_fails_has_its_own_line(trixie):
+    """pyvips opens a library that no package ships; magic one that Debian has; another module
+    fails for no library at all. magic's is carried, and then each of the two others gets its
+    own line: the library and what to do, or the generic advice."""
+    display = {"distribution": "gui", "module": "gui", "error": "RuntimeError: no display"}
+    c, rebuilt, run = gate(
+        Result(stdout=said(MAGIC, VIPS, display)),
+        which({"libmagic": "libmagic1t64"}),
+        Result(stdout=said({**MAGIC, "error": None}, VIPS, display)),
+        which({}),
+    )
+    [vips, gui] = run()
+    assert len(rebuilt) == 1
+    assert vips.startswith("error: pyvips (of pyvips) does not import in my-project:0.1.0 (linux")
+    assert vips.endswith(
+        "It opens by name libvips.so.42, which no Debian package of trixie ships. Name a package "
+        "that has it in docker.runtime_packages (INVOKE_DOCKER_RUNTIME_PACKAGES), or a base "
+        "image that has it in docker.base (INVOKE_DOCKER_BASE); where it cannot import in a "
+        "container, allow it in docker.import_allowed, with the reason."
+    )
+    assert gui.startswith("error: gui (of gui) does not import") and gui.endswith(imports.FIX)
+    assert [command for command in commands(c) if WHICH.match(command)][-1].endswith(
+        " --which libvips.so.42"
+    )
+
+
+def test_a_package_found_and_carried_whose_module_still_fails_is_not_built_again(trixie):
+    """A package found and carried, whose module fails all the same: said, and no endless loop."""
+    _, rebuilt, run = gate(
+        Result(stdout=said(MAGIC)),
+        which({"libmagic": "libmagic1t64"}),
+        Result(stdout=said(MAGIC)),
+        which({"libmagic": "libmagic1t64"}),
+    )
+    [line] = run()
+    assert len(rebuilt) == 1
+    carried = "It opens by name libmagic, which Debian's libmagic1t64 ships and the image carries"
+    assert carried in line
+
+
+def test_an_archive_that_cannot_be_reached_is_said_on_the_module_s_line(trixie):
+    unreachable = "the archive of trixie cannot be reached"
+    _, rebuilt, run = gate(Result(stdout=said(MAGIC)), which({}, unasked=unreachable))
+    [line] = run()
+    assert rebuilt == []
+    assert f"libmagic, which could not be looked for ({unreachable})" in line
+    assert line.endswith(imports.FIX)
+
+
+def test_a_fontconfig_with_no_font_gets_debian_s_font(trixie, capsys):
+    """Every module imports, yet the image carries fontconfig with no font: fonts-dejavu-core
+    is carried, and kept, with the library that wanted it."""
+    fontless = "imports.py: " + json.dumps({"fontless": "/usr/lib/x86_64/libfontconfig.so.1"})
+    c, rebuilt, run = gate(Result(stdout=said(POLARS) + fontless), Result(stdout=said(POLARS)))
+    assert run() == []
+    assert len(rebuilt) == 1
+    assert (
+        "my-project:0.1.0 carries fontconfig (libfontconfig.so.1) and no font: Debian's "
+        "fonts-dejavu-core is one; building again with it"
+    ) in capsys.readouterr().out
+    [font] = opened.kept("linux/amd64", "my-project-base:trixie-amd64")
+    assert font["package"] == "fonts-dejavu-core" and font["library"] == "libfontconfig.so.1"
+    assert not [command for command in commands(c) if WHICH.match(command)]
+
+
+def test_a_build_builds_again_with_what_it_found_and_the_next_starts_with_it(
+    build_context, monkeypatch
+):
+    """The composed commands: the runtime is built, found failing, built again with the package
+    in RUNTIME_PACKAGES, and its provenance records why (the setting stays the parameter); the
+    next build starts with it, and looks nothing up."""
+    c, _ = build_context
+    checks = iter([imports.Checked([MAGIC])] + [imports.Checked([])] * 3)
+    monkeypatch.setattr(imports, "check", lambda c, ref, platform: next(checks))
+    written = []
+    monkeypatch.setattr(provenance, "write", lambda *args: written.append(args))
+    c.set_result_for("run", "docker image inspect --format '{{.Id}}' my-project:0.1.0",
+                     Result(stdout="sha256:new"))  # fmt: skip
+    c.set_result_for("run", WHICH, which({"libmagic": "libmagic1t64"}))
+    tasks.build(c)
+    builds = [parsed(command)[1] for command in commands(c) if command.startswith("docker build ")]
+    assert [args["RUNTIME_PACKAGES"] for args in builds] == ["", "libmagic1t64"]
+    *_, last = written
+    assert last[3]["RUNTIME_PACKAGES"] == ""  # what a person chose: docker.runtime_packages
+    assert [entry["package"] for entry in last[5]] == ["libmagic1t64"]
+    c.run.reset_mock()
+    tasks.build(c)
+    builds = [parsed(command)[1] for command in commands(c) if command.startswith("docker build ")]
+    assert [args["RUNTIME_PACKAGES"] for args in builds] == ["libmagic1t64"]
+    assert not [command for command in commands(c) if WHICH.match(command)]
+
+
+def test_the_modules_that_fail_on_every_platform_are_named_together(build_context, monkeypatch):
+    """One platform's failures do not hide another's: each is built and checked, then all fail."""
+    c, _ = build_context
+    monkeypatch.setattr(bootstrap, "base", lambda c, platform: f"base-{platform.split('/')[1]}")
+    monkeypatch.setattr(platforms, "require_emulation", lambda c, platform: None)
+    monkeypatch.setattr(opened, "gate", lambda c, ref, platform, **given: [f"error: {platform}"])
+    c.config.docker.platforms = "linux/amd64,linux/arm64"
+    inspect = "docker image inspect --format"
+    c.set_result_for(
+        "run", f"{inspect} '{{{{.Id}}}}' my-project:0.1.0-arm64", Result(stdout="sha256:a")
+    )
+    c.set_result_for("run", f"{inspect} '{{{{.Size}}}}' my-project:0.1.0-arm64", Result(stdout="1"))
+    with pytest.raises(Exit) as exit_:
+        tasks.build(c)
+    assert str(exit_.value.message).splitlines() == ["error: linux/amd64", "error: linux/arm64"]
+    assert len([command for command in commands(c) if command.startswith("docker build ")]) == 2
 
 
 RUN = (
@@ -1344,8 +1547,9 @@ def test_push_signs_the_list_and_each_image_and_attests_each_image_with_cosign(m
 
 def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(monkeypatch):
     """SLSA v1: the commit, the lock's and the export's hashes, each base by its ID, the Debian
-    packages that the SBOM lists and those the build installed, the parameters; the same for
-    two builds of one commit."""
+    packages that the SBOM lists and those the build installed, the parameters, and, as the
+    builder's own, each package found for a library opened by name, with the module and the
+    library that asked for it; the same for two builds of one commit."""
     sbom_file = Path("dist/my-project-0.1.0.cdx.json")
     sbom_file.parent.mkdir()
     components = [
@@ -1358,7 +1562,9 @@ def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(m
             "RUNTIME": "distroless", "SDISTS": "", "VERSION": "0.1.0"}  # fmt: skip
     target = provenance.path(sbom_file)
     built = ["pkg:deb/debian/gcc-14@14.2.0-19?arch=arm64"]
-    provenance.write(context({}), sbom_file, "linux/arm64", args, built)
+    found = [{"package": "libmagic1t64", "library": "libmagic", "module": "magic",
+              "distribution": "python-magic", "why": "magic opens libmagic by name"}]  # fmt: skip
+    provenance.write(context({}), sbom_file, "linux/arm64", args, built, found)
     written = target.read_text()
     predicate = json.loads(written)
     assert target.name == "my-project-0.1.0.provenance.json"
@@ -1375,7 +1581,9 @@ def test_the_provenance_names_the_commit_the_inputs_and_nothing_of_the_machine(m
     assert uses == {"pkg:deb/debian/libc6@2.41-12?arch=amd64": "runtime", built[0]: "build"}
     parameters = predicate["buildDefinition"]["externalParameters"]
     assert parameters["platform"] == "linux/arm64" and parameters["RUNTIME"] == "distroless"
-    provenance.write(context({}), sbom_file, "linux/arm64", args, built)
+    internal = predicate["buildDefinition"]["internalParameters"]
+    assert internal == {"runtimePackagesFound": found}
+    provenance.write(context({}), sbom_file, "linux/arm64", args, built, found)
     assert target.read_text() == written
     # A build that ran no stage that installs packages keeps what the provenance lists.
     log = "#7 [app 2/3] COPY main.py /app/\n#8 [linux/arm64 sdists 4/4] RUN true\n#8 CACHED\n"

@@ -2,7 +2,8 @@
 
 A build is told, as build arguments, what the app's pyproject.toml says (tooling/project.py)
 and what the settings add: where its wheel is built, its script, its packages, its tests and
-the Debian packages that each stage wants, the labels of its commit. Then the runtime is
+the Debian packages that each stage wants (with those that its modules were found to open by
+name, opened.py), the labels of its commit. Then the runtime is
 written again with the commit's time (reproducible.py), the registry's cache is fed where
 there is one (registry.py), and its SBOM and provenance are written (sbom.py, provenance.py).
 """
@@ -12,6 +13,7 @@ import json
 import shlex
 import time
 from collections.abc import Callable
+from typing import Any
 
 from invoke import Context
 
@@ -19,6 +21,7 @@ from shipyard.tooling import (
     archive,
     cross,
     engine,
+    opened,
     owned,
     platforms,
     podman,
@@ -71,12 +74,14 @@ def arguments(c: Context, platform: str) -> dict[str, str]:
         _said.add(found.describe(script))
         print(f"app: {found.describe(script)}")
     compiled = bool(found.build_script)
+    placed = cross.build_args(c, platform, pythons.version(c))
+    by_name = opened.kept(platform, placed["BASE_IMAGE"])
     return {
-        **cross.build_args(c, platform, pythons.version(c)),
+        **placed,
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
-        "RUNTIME_PACKAGES": c.docker.runtime_packages,
+        "RUNTIME_PACKAGES": opened.runtime_packages(c.docker.runtime_packages, by_name),
         "TEST_PACKAGES": c.docker.test_packages,
         "HOST_LIBRARIES": c.docker.host_libraries,
         "STRIP": "1" if c.docker.strip else "0",
@@ -90,12 +95,13 @@ def arguments(c: Context, platform: str) -> dict[str, str]:
 
 
 def build(
-    c: Context, platform: str, target: str, no_cache: bool, check: Callable[[str], None] | None
-) -> str:
+    c: Context, platform: str, target: str, no_cache: bool, check: Callable[[str], Any] | None
+) -> tuple[str, Any]:
     """Build TARGET for PLATFORM, through the registry's cache where there is one; return the
-    image's first name. A runtime's every time is the commit's, so that its ID follows the
+    image's first name, with what CHECK found. A runtime's every time is the commit's, so that
+    its ID follows the
     source; its SBOM and provenance are written beside it, while CHECK (the import gate) runs
-    on it at the same time, and ends the build if it fails."""
+    on it at the same time: what CHECK found is returned with the name."""
     runtime = target == "runtime"
     tag = platforms.tag(c, platform, VERSION if runtime else "test")
     tags = [ref(c, tag)]
@@ -142,10 +148,12 @@ def build(
         )
         if runtime:
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as beside:
-                checked = beside.submit(check, tags[0]) if check else None
+                checking = beside.submit(check, tags[0]) if check else None
                 sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
                 packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
-                provenance.write(c, sbom.path(c, tag), platform, build_args, packages)
-            if checked:
-                checked.result()  # the gate's own line, where it failed
-    return tags[0]
+                # The setting is the parameter; what was found by name is the builder's, and why.
+                chosen = {**build_args, "RUNTIME_PACKAGES": c.docker.runtime_packages}
+                found = opened.kept(platform, build_args["BASE_IMAGE"])
+                provenance.write(c, sbom.path(c, tag), platform, chosen, packages, found)
+            checked = checking.result() if checking else None
+    return tags[0], checked

@@ -4,8 +4,11 @@
 It says who made the image (these tasks, at this commit), from what (the commit, the hashes of
 poetry.lock and requirements.txt, the base images by ID, each Debian package that the runtime
 carries, with its version, as the SBOM lists it, and each that the build installed beyond its
-bases, which does not ship), and how (the build's parameters). Nothing in it is of the
-machine or the hour: two builds of one commit write the same one.
+bases, which does not ship), and how (the build's parameters: the settings a person chose,
+and, as the builder's own, each Debian package that it found a module to open by name, with
+the module and the library that asked for it; the build's RUNTIME_PACKAGES argument is the
+setting's packages, then those). Nothing in it is of the machine or the hour: two builds of
+one commit write the same one.
 """
 
 import hashlib
@@ -33,9 +36,17 @@ def path(sbom_path: Path) -> Path:
     return sbom_path.with_name(sbom_path.name.replace(".cdx.json", ".provenance.json"))
 
 
-def write(c: Context, sbom: Path, platform: str, build_args: dict, built: list[str]) -> None:
+def write(
+    c: Context,
+    sbom: Path,
+    platform: str,
+    build_args: dict,
+    built: list[str],
+    found: list[dict] | None = None,
+) -> None:
     """Write the provenance of the image built for PLATFORM with BUILD_ARGS, whose SBOM is
-    at SBOM, beside it. BUILT: the package URLs of what the build installed (build_packages)."""
+    at SBOM, beside it. BUILT: the package URLs of what the build installed (build_packages).
+    FOUND: the packages that the build carries for what modules open by name (opened.py)."""
     source = PROJECT.get("urls", {}).get("Source", "unknown")
     commit = build_args.get("REVISION", "unknown")
     bases = dict.fromkeys([build_args["BASE_IMAGE"], build_args.get("BUILD_IMAGE")])
@@ -57,6 +68,9 @@ def write(c: Context, sbom: Path, platform: str, build_args: dict, built: list[s
                 "platform": platform,
                 "target": "runtime",
                 **{key: build_args[key] for key in PARAMETERS if key in build_args},
+            },
+            "internalParameters": {
+                "runtimePackagesFound": list(found or []),
             },
             "resolvedDependencies": dependencies,
         },
