@@ -185,7 +185,7 @@ def test_a_rebuild_takes_the_wheels_it_built_from_pip_cache(corpus):
     sdists come from its cache: nothing is compiled twice."""
     name = f"my-project-corpus-rebuilt-{os.getpid()}"
     env = {**CORPUS_SETTINGS, "INVOKE_DOCKER_IMAGE": name}
-    script = corpus.folder / "docker" / "pip-install"
+    script = corpus.folder / "shipyard" / "docker" / "pip-install"
     original = script.read_text()
     # A change never made before, so that the step that runs pip runs, whatever is cached.
     script.write_text(original + f"# {uuid.uuid4()}\n")
