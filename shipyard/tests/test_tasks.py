@@ -523,6 +523,7 @@ def test_build_composes_one_buildkit_command_from_the_app_and_the_settings(build
         "RUNTIME": "distroless",
         "BUILD_PACKAGES": "",
         "RUNTIME_PACKAGES": "",
+        "FOUND_PACKAGES": "",
         "TEST_PACKAGES": "",
         "HOST_LIBRARIES": "",
         "STRIP": "1",
@@ -741,11 +742,9 @@ def test_libraries_opened_by_name_are_found_carried_and_kept_until_all_import(tr
         "distribution": "python-magic",
         "why": "magic opens libmagic by name",
     }
-    # The build argument: the setting's packages first, then those found, whatever their order.
-    assert opened.runtime_packages("libpq5", found) == (
-        "libpq5 libglib2.0-0t64 libmagic1t64 libpango-1.0-0"
-    )
-    assert opened.runtime_packages("", []) == ""
+    # The build argument: those found that the setting does not name, whatever their order.
+    assert opened.packages("libpq5 libmagic1t64", found) == "libglib2.0-0t64 libpango-1.0-0"
+    assert opened.packages("", []) == ""
     assert opened.kept("linux/arm64", "my-project-base:trixie-amd64") == []
     assert opened.kept("linux/amd64", "python:3.13-slim") == []
     Path("requirements.txt").write_text("numpy==2.5.5\n")
@@ -834,8 +833,9 @@ def test_a_build_builds_again_with_what_it_found_and_the_next_starts_with_it(
     build_context, monkeypatch
 ):
     """The composed commands: the runtime is built, found failing, built again with the package
-    in RUNTIME_PACKAGES, and its provenance records why (the setting stays the parameter); the
-    next build starts with it, and looks nothing up."""
+    in FOUND_PACKAGES (installed after the venv: nothing of the dependencies is built again),
+    and its provenance records why (RUNTIME_PACKAGES, the setting, stays as it was); the next
+    build starts with it, and looks nothing up."""
     c, _ = build_context
     checks = iter([imports.Checked([MAGIC])] + [imports.Checked([])] * 3)
     monkeypatch.setattr(imports, "check", lambda c, ref, platform: next(checks))
@@ -846,14 +846,15 @@ def test_a_build_builds_again_with_what_it_found_and_the_next_starts_with_it(
     c.set_result_for("run", WHICH, which({"libmagic": "libmagic1t64"}))
     tasks.build(c)
     builds = [parsed(command)[1] for command in commands(c) if command.startswith("docker build ")]
-    assert [args["RUNTIME_PACKAGES"] for args in builds] == ["", "libmagic1t64"]
+    assert [args["FOUND_PACKAGES"] for args in builds] == ["", "libmagic1t64"]
+    assert {args["RUNTIME_PACKAGES"] for args in builds} == {""}
     *_, last = written
     assert last[3]["RUNTIME_PACKAGES"] == ""  # what a person chose: docker.runtime_packages
     assert [entry["package"] for entry in last[5]] == ["libmagic1t64"]
     c.run.reset_mock()
     tasks.build(c)
     builds = [parsed(command)[1] for command in commands(c) if command.startswith("docker build ")]
-    assert [args["RUNTIME_PACKAGES"] for args in builds] == ["libmagic1t64"]
+    assert [args["FOUND_PACKAGES"] for args in builds] == ["libmagic1t64"]
     assert not [command for command in commands(c) if WHICH.match(command)]
 
 

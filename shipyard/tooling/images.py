@@ -81,7 +81,8 @@ def arguments(c: Context, platform: str) -> dict[str, str]:
         "PYTHON_VERSION": pythons.version(c),
         "RUNTIME": c.docker.runtime,
         "BUILD_PACKAGES": c.docker.build_packages,
-        "RUNTIME_PACKAGES": opened.runtime_packages(c.docker.runtime_packages, by_name),
+        "RUNTIME_PACKAGES": c.docker.runtime_packages,
+        "FOUND_PACKAGES": opened.packages(c.docker.runtime_packages, by_name),
         "TEST_PACKAGES": c.docker.test_packages,
         "HOST_LIBRARIES": c.docker.host_libraries,
         "STRIP": "1" if c.docker.strip else "0",
@@ -152,8 +153,7 @@ def build(
                 sbom.write(c, image, tags[0], sbom.path(c, tag), whole=no_cache)
                 packages = provenance.build_packages(c, common, log, sbom.path(c, tag))
                 # The setting is the parameter; what was found by name is the builder's, and why.
-                chosen = {**build_args, "RUNTIME_PACKAGES": c.docker.runtime_packages}
                 found = opened.kept(platform, build_args["BASE_IMAGE"])
-                provenance.write(c, sbom.path(c, tag), platform, chosen, packages, found)
+                provenance.write(c, sbom.path(c, tag), platform, build_args, packages, found)
             checked = checking.result() if checking else None
     return tags[0], checked

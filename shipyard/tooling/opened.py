@@ -5,8 +5,9 @@ ctypes; weasyprint opens GLib and Pango through cffi), which no reading of ELF f
 The import check (imports.py) sees the module fail, and its error names the library. The
 base's archive then names the package that ships it (docker/libraries.py --which, as for a
 library that a wheel links: the naming rule's guess, related names, the Contents index, each
-confirmed by the package's own file list), and the image is built again carrying it, in the
-RUNTIME_PACKAGES build argument after docker.runtime_packages, and checked again: a module
+confirmed by the package's own file list), and the image is built again carrying it (the
+FOUND_PACKAGES build argument, installed after the venv, beside the libraries that it
+links), and checked again: a module
 that opened one library may open another once it has it (Pango, once GLib is there). This goes
 on while the archive names a package that the image does not carry yet; then each module that
 still fails fails the build, in one line naming each library and its package, where one ships
@@ -62,13 +63,11 @@ def kept(platform: str, base: str) -> list[dict]:
     return recorded.get("found", []) if recorded.get("key") == _key(platform, base) else []
 
 
-def runtime_packages(setting: str, found: list[dict]) -> str:
-    """The RUNTIME_PACKAGES build argument: docker.runtime_packages' SETTING, then each package
-    FOUND that it does not name, in order; so that the argument, and the image, is the same
-    whatever order they were found in."""
-    named = setting.split()
-    more = sorted({entry["package"] for entry in found} - set(named))
-    return " ".join([*named, *more]) if more else setting
+def packages(setting: str, found: list[dict]) -> str:
+    """The FOUND_PACKAGES build argument: each package FOUND that docker.runtime_packages'
+    SETTING does not name, sorted, so that the argument, and the image, is the same whatever
+    order they were found in."""
+    return " ".join(sorted({entry["package"] for entry in found} - set(setting.split())))
 
 
 def gate(

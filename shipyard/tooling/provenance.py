@@ -6,8 +6,8 @@ poetry.lock and requirements.txt, the base images by ID, each Debian package tha
 carries, with its version, as the SBOM lists it, and each that the build installed beyond its
 bases, which does not ship), and how (the build's parameters: the settings a person chose,
 and, as the builder's own, each Debian package that it found a module to open by name, with
-the module and the library that asked for it; the build's RUNTIME_PACKAGES argument is the
-setting's packages, then those). Nothing in it is of the machine or the hour: two builds of
+the module and the library that asked for it: the build's FOUND_PACKAGES argument). Nothing
+in it is of the machine or the hour: two builds of
 one commit write the same one.
 """
 
