@@ -694,7 +694,7 @@ def keygen(c, force=False):
 @task(
     positional=["ref"],
     help={
-        "ref": "The image, by tag or digest: REGISTRY/team/my-project:0.1.0.",
+        "ref": "The image, by tag or digest: REGISTRY/team/APP:VERSION.",
         "commit": "The commit it must have been built from (default: HEAD).",
         "rebuild": "Also build that commit in a temporary tree and compare the image.",
     },
