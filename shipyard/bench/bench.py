@@ -269,7 +269,7 @@ def fresh_engine_build(
     with tempfile.TemporaryDirectory(prefix=f"{PREFIX}-") as folder:
         with sandbox.registry(Path(folder)) as address, sandbox.engine(docker) as host:
             cache = f"{address}/bench/cache"
-            for stage in ("builder", "runtime"):  # as `inv build` does with registry.cache
+            for stage in ("builder", "wheel", "runtime"):  # as `inv build` does with the cache
                 build(docker, f"{cache}:{stage}", [*flags, "--target", stage], secrets)
                 output([*docker, "push", f"{cache}:{stage}"])
             output([*docker, "tag", base, f"{cache}:base"])
@@ -278,10 +278,21 @@ def fresh_engine_build(
             # As `inv build` does there: the base's layers come only if a step must run.
             flags = [*project_flags(arguments, BASE_IMAGE=f"{cache}:base")]
             flags += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
-            refs = ["--cache-from", f"{cache}:builder", "--cache-from", f"{cache}:runtime"]
+            refs = [flag for stage in ("builder", "wheel", "runtime")
+                    for flag in ("--cache-from", f"{cache}:{stage}")]  # fmt: skip
             fresh = build(docker, f"{PREFIX}:fresh", [*flags, "--target", "runtime", *refs],
                           secrets, host=host)  # fmt: skip
-        output([*docker, "image", "rm", f"{cache}:builder", f"{cache}:runtime", f"{cache}:base"])
+        output(
+            [
+                *docker,
+                "image",
+                "rm",
+                f"{cache}:builder",
+                f"{cache}:wheel",
+                f"{cache}:runtime",
+                f"{cache}:base",
+            ]
+        )
     results.fresh = (fresh.seconds, engine.ran(fresh.log))
     progress(
         f"an empty engine built from the cache in {fresh.seconds:.1f} s, ran {results.fresh[1]}"

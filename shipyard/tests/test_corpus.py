@@ -78,7 +78,7 @@ def size(ref: str) -> int:
 def plain(corpus) -> str:
     """The plain two-stage build of the corpus (bench/baseline-two-stage.Dockerfile)."""
     c = context()
-    argv = ["build", "--file", str(ROOT / "bench/baseline-two-stage.Dockerfile")]
+    argv = ["build", "--file", str(ROOT / "shipyard" / "bench" / "baseline-two-stage.Dockerfile")]
     argv += ["--build-arg", f"BASE_IMAGE={bootstrap.base(c)}"]
     argv += ["--build-arg", f"BUILD_PACKAGES={CORPUS_SETTINGS['INVOKE_DOCKER_BUILD_PACKAGES']}"]
     argv += ["--label", f"{ROLE}=bench", "--tag", PLAIN]

@@ -61,5 +61,5 @@ def test_an_empty_engine_given_only_the_base_builds_the_very_same_image(distrole
     built = inv("build", env={"DOCKER_HOST": online_engine})
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     assert any("pip-install --for" in step for step in engine.ran(built.stdout + built.stderr))
-    identity = ["image", "inspect", "--format", "{{.Id}}", distroless.ref]
+    identity = ["image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", distroless.ref]
     assert docker(*identity, env=fresh).stdout == docker(*identity).stdout

@@ -113,8 +113,11 @@ def build(
     common += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
     cache = registry.cache(c)
     if cache:  # inline cache: each image pushed there carries what rebuilds its layers
+        # The stages that the target's image does not hold: the venv's builder, and the app's
+        # wheel (its build backend installed), which another engine would otherwise run.
         refs = {
-            stage: registry.cache_ref(c, cache, stage, platform) for stage in ("builder", target)
+            stage: registry.cache_ref(c, cache, stage, platform)
+            for stage in ("builder", "wheel", target)
         }
         common += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         common += [flag for name in refs.values() for flag in ("--cache-from", name)]
@@ -137,10 +140,11 @@ def build(
             took["written again"] = time.monotonic() - start
         # What ran is new to the cache (the builder's part of it too), or it lacked it: push.
         if cache and (engine.ran(log) or engine.cache_missed(log)):
-            builder = ["--target", "builder", "--label", f"{ROLE}=cache", "--tag", refs["builder"]]
-            engine.build(c, [*common, *builder])
-            owned.built(c, engine.image_id(c, refs["builder"]), refs["builder"])
-            registry.push_cache(c, refs["builder"], refs["builder"])
+            for stage in ("builder", "wheel"):
+                own = ["--target", stage, "--label", f"{ROLE}=cache", "--tag", refs[stage]]
+                engine.build(c, [*common, *own])
+                owned.built(c, engine.image_id(c, refs[stage]), refs[stage])
+                registry.push_cache(c, refs[stage], refs[stage])
             registry.push_cache(c, built or tags[0], refs[target])  # BuildKit's, with its links
         state = "unchanged: every layer was cached" if after == before else "built"
         spent = "; ".join(f"{name} {seconds:.1f} s" for name, seconds in took.items())
