@@ -98,6 +98,8 @@ def venv(c, force=False):
     c.run(shlex.join(["rm", "-rf", str(VENV)]), echo=True)
     c.run(shlex.join([python, "-m", "venv", str(VENV)]), echo=True)
     c.run(shlex.join([python, "-m", "venv", str(POETRY)]), echo=True)
+    if VENV.is_dir():  # git leaves it alone, as Python 3.13's venv says, on any Python
+        (VENV / ".gitignore").write_text("*\n")
     pip = [str(POETRY / "bin" / "pip"), "install", "--quiet", *shlex.split(c.poetry.requirements)]
     # The mirror's URL may hold credentials: it goes in the environment, never on a shown line.
     env = {"PIP_INDEX_URL": c.pypi.mirror} if c.pypi.mirror else {}

@@ -67,7 +67,9 @@ def write(c: Context, image: Archive, ref: str, target: Path, whole: bool = Fals
         last.unlink(missing_ok=True)
     found, read = scan(c, image, layers, last)
     document, unattributed = attribute(found["cyclonedx"], found["syft"], inspected)
-    target.parent.mkdir(exist_ok=True)
+    if not target.parent.is_dir():  # ours: git leaves it alone, whatever the project ignores
+        target.parent.mkdir()
+        (target.parent / ".gitignore").write_text("*\n")
     target.write_text(json.dumps(document, indent=1) + "\n")
     stamps.record(c, step, inspected["Id"])
     packages = len(document["components"])
