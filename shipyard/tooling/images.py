@@ -132,6 +132,7 @@ def build(
         owned.cached(c, podman.committed(log))
     built = after = engine.image_id(c, tags[0])
     owned.built(c, built, *tags)  # by its ID, `clean` tells it from an image built on it
+    checked = None  # what CHECK found: a runtime's alone is checked
     with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it
         if runtime:
             start = time.monotonic()
