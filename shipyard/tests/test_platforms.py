@@ -200,7 +200,14 @@ def test_a_fresh_engine_rebuilds_from_the_registry_cache_running_nothing(registr
         identity = ["image", "inspect", "--format", "{{.Id}}", f"{name}:{VERSION}"]
         assert docker(*identity, env=fresh).stdout == docker(*identity).stdout
     finally:
-        docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
+        mine = [f"{name}:{VERSION}", f"{name}:latest", *tagged(env["INVOKE_REGISTRY_CACHE"])]
+        docker("image", "rm", "--force", *mine, check=False)
+
+
+def tagged(repository: str) -> list[str]:
+    """Every tag of REPOSITORY on the engine: what a build tagged to push to its cache."""
+    listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository)
+    return listed.stdout.split()
 
 
 def built_beside(distroless, env: dict) -> list[str]:
@@ -213,7 +220,8 @@ def built_beside(distroless, env: dict) -> list[str]:
         assert labels["Labels"][ROLE] == "runtime"
         return [line for line in built.stdout.splitlines() if line.startswith("warning:")]
     finally:
-        docker("image", "rm", "--force", f"{name}:{VERSION}", f"{name}:latest", check=False)
+        mine = [f"{name}:{VERSION}", f"{name}:latest", *tagged(env["INVOKE_REGISTRY_CACHE"])]
+        docker("image", "rm", "--force", *mine, check=False)
 
 
 def test_a_cache_that_does_not_answer_is_one_warning_and_a_good_build(distroless):

@@ -112,13 +112,14 @@ def build(
     common = ["build", "--platform", platform]
     common += [flag for item in build_args.items() for flag in ("--build-arg", "=".join(item))]
     cache = registry.cache(c)
+    stages = []  # the stages pushed to the cache beside the target, which does not hold them
     if cache:  # inline cache: each image pushed there carries what rebuilds its layers
-        # The stages that the target's image does not hold: the venv's builder, and the app's
-        # wheel (its build backend installed), which another engine would otherwise run.
-        refs = {
-            stage: registry.cache_ref(c, cache, stage, platform)
-            for stage in ("builder", "wheel", target)
-        }
+        # The app's wheel (its build backend installed), and the venv's builder, which another
+        # engine would otherwise run. BuildKit follows a chain of steps in the first cache
+        # image that holds its start: where the wheel is built on the builder, the builder's
+        # own image would hide the wheel's steps from a fresh engine, and is left out.
+        stages = ["wheel"] if build_args["WHEEL_STAGE"] == "builder" else ["wheel", "builder"]
+        refs = {stage: registry.cache_ref(c, cache, stage, platform) for stage in [*stages, target]}
         common += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         common += [flag for name in refs.values() for flag in ("--cache-from", name)]
     argv = [*common, *(["--no-cache"] if no_cache else []), "--target", target]
@@ -141,7 +142,7 @@ def build(
             took["written again"] = time.monotonic() - start
         # What ran is new to the cache (the builder's part of it too), or it lacked it: push.
         if cache and (engine.ran(log) or engine.cache_missed(log)):
-            for stage in ("builder", "wheel"):
+            for stage in stages:
                 own = ["--target", stage, "--label", f"{ROLE}=cache", "--tag", refs[stage]]
                 engine.build(c, [*common, *own])
                 owned.built(c, engine.image_id(c, refs[stage]), refs[stage])
