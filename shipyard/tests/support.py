@@ -153,6 +153,7 @@ def context() -> invoke.Context:
     config = invoke.Config(project_location=str(ROOT))
     config.load_collection(tasks.ns.configuration())
     config.load_shell_env()
+    config.run.in_stream = False  # a command it runs reads no stdin: pytest's is captured
     engine.forget()  # the tests' other processes change the engine's images
     return invoke.Context(config)
 

@@ -93,6 +93,26 @@ def test_a_release_on_rootless_podman_ships_what_docker_ships(rootless, released
     assert elves and sorted(elves - owners(sbom_of(distroless.ref, rootless.clone)).keys()) == []
 
 
+def test_a_container_that_cannot_start_its_network_is_said_in_podman_s_words(rootless, released):
+    """Where rootless Podman cannot start a container's network (slirp4netns needs
+    /dev/net/tun), `inv audit` shows Podman's own last lines, and its line names the last
+    one: it does not guess that Debian's archive is out of reach."""
+    assert released.returncode == 0, "the release failed: see the first test"
+    conf = rootless.home / "slirp4netns.conf"  # the user's own lends the host's network
+    conf.write_text('[containers]\nnetns = "slirp4netns"\n')
+    started = rootless.run("podman", "run", "--rm", "--pull=never", "--entrypoint", "true",
+                           f"my-project:{VERSION}", CONTAINERS_CONF=str(conf))  # fmt: skip
+    assert "image not known" not in started.stderr, started.stderr  # the release's, still here
+    need(started.returncode != 0, "here a user's containers start their own network")
+    audited = rootless.run("inv", "audit", CONTAINERS_CONF=str(conf))
+    assert audited.returncode != 0
+    said = [line for line in started.stderr.splitlines() if line.strip()][-1]
+    *before, last = audited.stderr.strip().splitlines()
+    assert said.strip() in before  # Podman's own words, first
+    assert last.startswith("error: the container that asks Debian's archive failed (exit ")
+    assert said.strip().rstrip(".") in last and "cannot be reached" not in last
+
+
 def test_the_guarantees_hold_on_rootless_podman(rootless, released):
     """The suite, as the user, on Podman: the tests that hold Docker to the README's guarantees
     hold Podman to them (conftest.ON_PODMAN says which apply)."""
@@ -130,22 +150,3 @@ def _files(engine: list[str], ref: str, saved: Path) -> dict[str, tuple]:
     finally:
         saved.unlink(missing_ok=True)
     return found
-
-
-def test_a_container_that_cannot_start_its_network_is_said_in_podman_s_words(rootless, released):
-    """Where rootless Podman cannot start a container's network (slirp4netns needs
-    /dev/net/tun), `inv audit` shows Podman's own last lines, and its line names the last
-    one: it does not guess that Debian's archive is out of reach."""
-    assert released.returncode == 0, "the release failed: see the first test"
-    conf = rootless.home / "slirp4netns.conf"  # the user's own lends the host's network
-    conf.write_text('[containers]\nnetns = "slirp4netns"\n')
-    started = rootless.run("podman", "run", "--rm", "--pull=never", "--entrypoint", "true",
-                           f"my-project:{VERSION}", CONTAINERS_CONF=str(conf))  # fmt: skip
-    need(started.returncode != 0, "here a user's containers start their own network")
-    audited = rootless.run("inv", "audit", CONTAINERS_CONF=str(conf))
-    assert audited.returncode != 0
-    said = [line for line in started.stderr.splitlines() if line.strip()][-1]
-    *before, last = audited.stderr.strip().splitlines()
-    assert said.strip() in before  # Podman's own words, first
-    assert last.startswith("error: the container that asks Debian's archive failed (exit ")
-    assert said.strip().rstrip(".") in last and "cannot be reached" not in last
