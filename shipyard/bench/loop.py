@@ -40,6 +40,7 @@ STEPS = {
     "the SBOM": re.compile(r"^SBOM: .*, ([\d.]+) s\)$", re.MULTILINE),
     "the import check": re.compile(r"^import check of .* in ([\d.]+) s", re.MULTILINE),
 }
+WHERE = "Where an edit's `inv build` spends its time, on "
 HEADER = (
     "| engine | edit: `inv build` | edit: plain build | ratio | no-op: `inv build` "
     "| of which the engine's build | beyond it | no-op: plain build | measured |"
@@ -106,12 +107,18 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def report(figures: dict, engine: str, out: Path, rounds: int) -> Path:
-    """Write this engine's row of OUT/inner-loop.md, keeping the other engine's."""
+    """Write this engine's row and steps of OUT/inner-loop.md, keeping the other engine's."""
     target = out / "inner-loop.md"
-    rows = {}
+    rows, steps, section = {}, {}, None  # by engine: its row, and its steps' lines
     if target.is_file():
         for line in target.read_text().splitlines():
-            if line.startswith("| ") and not line.startswith(("| engine", "| ---")):
+            if line.startswith(WHERE):
+                section = line.removeprefix(WHERE).partition(" ")[0]
+            elif not line.startswith("| ") or line.startswith(("| engine", "| step", "| ---")):
+                continue
+            elif section:
+                steps.setdefault(section, []).append(line)
+            else:
                 rows[line.split("|")[1].strip()] = line
     engine_part = figures.get("no-op: the engine's build", 0.0)
     rows[engine] = (
@@ -120,8 +127,14 @@ def report(figures: dict, engine: str, out: Path, rounds: int) -> Path:
         f"| {engine_part:.2f} s | {figures['no-op'] - engine_part:.2f} s "
         f"| {figures['plain no-op']:.2f} s | {datetime.now(UTC):%Y-%m-%d} |"
     )
-    steps = [f"| {name.partition(': ')[2]} | {seconds:.2f} s |"
-             for name, seconds in figures.items() if name.startswith("edit: ")]  # fmt: skip
+    steps[engine] = [f"| {name.partition(': ')[2]} | {seconds:.2f} s |"
+                     for name, seconds in figures.items() if name.startswith("edit: ")]  # fmt: skip
+    sections = [
+        line
+        for name in sorted(steps)
+        for line in (f"{WHERE}{name} (the rest: the checks before it, and the provenance):", "",
+                     "| step | seconds |", "| --- | --- |", *steps[name], "")
+    ]  # fmt: skip
     text = "\n".join([
         "# The inner loop",
         "",
@@ -135,15 +148,9 @@ def report(figures: dict, engine: str, out: Path, rounds: int) -> Path:
         "",
         HEADER,
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        *rows.values(),
+        *(rows[name] for name in sorted(rows)),
         "",
-        f"Where an edit's `inv build` spends its time, on {engine} (the rest: the checks "
-        "before it, and the provenance):",
-        "",
-        "| step | seconds |",
-        "| --- | --- |",
-        *steps,
-        "",
+        *sections,
     ])  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
