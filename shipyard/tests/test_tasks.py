@@ -6,6 +6,7 @@ here the point is what runs, with which arguments, and what does not run at all.
 
 import functools
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ from support import ROOT
 import tasks as repository
 from shipyard import tasks
 from shipyard.tooling import (
+    archive,
     bootstrap,
     cross,
     engine,
@@ -453,7 +455,7 @@ def build_context(monkeypatch):
     monkeypatch.setattr(
         images, "git", lambda c, *args: answers.get(args[0], answers.get(args[-1], "abc123"))
     )
-    monkeypatch.setattr(reproducible, "written", lambda c, image, refs, epoch: image.ref)  # below
+    monkeypatch.setattr(reproducible, "written", lambda c, image, *_: image.ref)  # below
     monkeypatch.setattr(sbom, "write", lambda *args, **kwargs: None)
     monkeypatch.setattr(provenance, "write", lambda *args: None)  # tested on its own
     monkeypatch.setattr(provenance, "build_packages", lambda *args: [])  # and so is this
@@ -1428,6 +1430,53 @@ def test_an_image_built_at_two_times_is_written_as_one_with_the_commit_s_time(tm
         assert config["created"] == config["history"][0]["created"] == "1970-01-01T00:00:00Z"
         assert "moby.buildkit.cache.v0" not in config
     assert written[0] == written[1]  # the image's ID: the digest of its config
+
+
+def layer_tar(names: list[str]) -> bytes:
+    """A layer that holds NAMES in that order: a folder's with a slash, each file its name."""
+    written = io.BytesIO()
+    with tarfile.open(fileobj=written, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        for name in names:
+            info = tarfile.TarInfo(name.rstrip("/"))
+            if name.endswith("/"):
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                layer.addfile(info)
+            else:
+                info.size = len(name)
+                layer.addfile(info, io.BytesIO(name.encode()))
+    return written.getvalue()
+
+
+def test_a_layer_out_of_walk_order_is_written_again_in_it_byte_for_byte(tmp_path):
+    """A layer in the order of its whole paths (as Docker 20.10 may take one from BuildKit's
+    cache), walked, is the very layer in walk order (as a fresh build makes it). One in walk
+    order already is left as it is, and so is the base's, whatever its order."""
+    site = "opt/venv/lib/python3.13/site-packages"
+    names = [f"{site}/", f"{site}/my_project/", f"{site}/my_project/__init__.py",
+             f"{site}/my_project/{'long_name_' * 12}.py",  # an extended header holds it
+             f"{site}/my_project-0.1.0.dist-info/", f"{site}/my_project-0.1.0.dist-info/RECORD",
+             f"{site}/my_project.pth"]  # fmt: skip
+    walk = sorted(names, key=lambda name: name.rstrip("/").split("/"))
+    whole_paths = sorted(names, key=lambda name: name.rstrip("/"))
+    assert whole_paths != walk
+    layers = {
+        "base/layer.tar": layer_tar(whole_paths[1:]),
+        "cached/layer.tar": layer_tar(whole_paths),
+        "fresh/layer.tar": layer_tar(walk),
+    }
+    digests = [f"sha256:{hashlib.sha256(data).hexdigest()}" for data in layers.values()]
+    saved = tmp_path / "image.tar"
+    with tarfile.open(saved, "w") as image:
+        entry = {"Config": "c.json", "RepoTags": None, "Layers": list(layers)}
+        archive.add(image, "manifest.json", json.dumps([entry]).encode())
+        archive.add(image, "c.json", json.dumps({"rootfs": {"diff_ids": digests}}).encode())
+        for name, data in layers.items():
+            archive.add(image, name, data)
+    image = archive.Archive(MockContext(), "x:1", tmp_path)
+    image.read_from(saved)
+    walked = image.walked(base=digests[:1])
+    assert list(walked) == [1]
+    assert walked[1].read_bytes() == layers["fresh/layer.tar"]
 
 
 @pytest.mark.parametrize(

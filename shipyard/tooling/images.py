@@ -137,7 +137,8 @@ def build(
     with archive.saved(c, built or tags[0]) as image:  # saved if a step below reads it
         if runtime:
             start = time.monotonic()
-            after = reproducible.written(c, image, tags, commit(c)[2])
+            base = build_args["BASE_IMAGE"]
+            after = reproducible.written(c, image, tags, commit(c)[2], base)
             owned.built(c, after, *tags)
             took["written again"] = time.monotonic() - start
         # What ran is new to the cache (the builder's part of it too), or it lacked it: push.

@@ -8,7 +8,9 @@ build's time or host. So the runtime image is written again with the commit's ti
 (SOURCE_DATE_EPOCH: `git log -1 --format=%ct`) in those fields, and without the cache's links.
 Only its config is written: loaded back under its names, it joins the layers that the engine
 holds already (0.05 s). An image written once is known again by the ID that BuildKit gave it,
-and only tagged (0.1 s).
+and only tagged (0.1 s). But a layer that Docker took from BuildKit's cache may hold its files
+in another order than a fresh build's, and so have another digest: such a layer is written
+again in a fresh build's order, and loaded with the config (Archive.walked).
 
 Podman's Buildah sets every time in its layers itself (tooling/podman.py), and writes in each
 history entry the ID of the image that the step started from: IDs of the stages' images,
@@ -30,9 +32,9 @@ from shipyard.tooling.archive import Archive, add
 INLINE_CACHE = "moby.buildkit.cache.v0"
 
 
-def written(c: Context, image: Archive, refs: list[str], epoch: int) -> str | None:
-    """The IMAGE that BuildKit (or Buildah) built, written with EPOCH as its time under the
-    names REFS; its ID."""
+def written(c: Context, image: Archive, refs: list[str], epoch: int, base: str) -> str | None:
+    """The IMAGE that BuildKit (or Buildah) built on BASE, written with EPOCH as its time under
+    the names REFS; its ID."""
     built = image.ref
     if c.config.run.dry:
         return built
@@ -43,11 +45,24 @@ def written(c: Context, image: Archive, refs: list[str], epoch: int) -> str | No
             engine.docker(c, "tag", found[1], ref, hide=True)
         return found[1]
     loaded = image.folder / "written.tar"
-    rewrite(image.config(), dict(image.manifest), loaded, refs, epoch)
-    if podman.chosen(c):
+    config, entry = image.config(), {**image.manifest, "Layers": [*image.manifest["Layers"]]}
+    # A layer that the engine took from its cache out of order; the base's stay the base's.
+    walked = image.walked(engine.inspected(c, base).get("RootFS", {}).get("Layers", []))
+    for index, layer in walked.items():
+        with layer.open("rb") as data:
+            digest = hashlib.file_digest(data, "sha256").hexdigest()
+        config["rootfs"]["diff_ids"][index] = f"sha256:{digest}"
+        entry["Layers"][index] = f"{digest}/layer.tar"
+    rewrite(config, entry, loaded, refs, epoch)
+    if walked or podman.chosen(c):  # Docker finds what it holds, but not a layer walked anew
         with tarfile.open(loaded, "a") as archive:
-            image.copy_layers(image.manifest["Layers"], archive)
+            for index, layer in walked.items():
+                archive.add(layer, arcname=entry["Layers"][index])
+            kept = [name for index, name in enumerate(entry["Layers"]) if index not in walked]
+            image.copy_layers(kept, archive)
     engine.docker(c, "load", "--input", str(loaded), hide=True)
+    if walked:  # the SBOM names the layers that the image holds
+        image.read_from(loaded)
     written = engine.image_id(c, refs[0])
     stamps.record(c, step, f"{epoch} {written}")
     return written
