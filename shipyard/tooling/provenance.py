@@ -19,7 +19,7 @@ from pathlib import Path
 
 from invoke import Context
 
-from shipyard.tooling import engine
+from shipyard.tooling import engine, stamps
 from shipyard.tooling.project import NAME, PROJECT
 
 # The stages that install packages for the build alone (docker/apt-install's APT_RECORD).
@@ -80,7 +80,7 @@ def write(
         },
     }
     if not c.config.run.dry:
-        path(sbom).write_text(json.dumps(predicate, indent=1, sort_keys=True) + "\n")
+        stamps.replace(path(sbom), json.dumps(predicate, indent=1, sort_keys=True) + "\n")
 
 
 def commit(predicate: dict) -> str | None:

@@ -70,7 +70,7 @@ def write(c: Context, image: Archive, ref: str, target: Path, whole: bool = Fals
     if not target.parent.is_dir():  # ours: git leaves it alone, whatever the project ignores
         target.parent.mkdir()
         (target.parent / ".gitignore").write_text("*\n")
-    target.write_text(json.dumps(document, indent=1) + "\n")
+    stamps.replace(target, json.dumps(document, indent=1) + "\n")
     stamps.record(c, step, inspected["Id"])
     packages = len(document["components"])
     print(
@@ -103,7 +103,7 @@ def scan(c: Context, image: Archive, layers: list[str], last: Path) -> tuple[dic
         found, shared = {"layers": layers, "paths": paths, **_syft(c, image.path)}, 0
     found["syft-installed"], found["format"] = _syft_installed(), FORMAT
     last.parent.mkdir(parents=True, exist_ok=True)
-    last.write_text(json.dumps(found))
+    stamps.replace(last, json.dumps(found))
     return found, len(layers) - shared
 
 

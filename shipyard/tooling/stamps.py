@@ -1,6 +1,7 @@
 """Stamps: what each step last did, so that a step whose inputs did not change can skip."""
 
 import hashlib
+import os
 from pathlib import Path
 
 from invoke import Context
@@ -35,4 +36,13 @@ def record(c: Context, step: str, fingerprint: str) -> None:
     """Remember that STEP succeeded on FINGERPRINT; nothing is written under --dry."""
     if not c.config.run.dry:
         STAMPS.mkdir(parents=True, exist_ok=True)
-        (STAMPS / step).write_text(fingerprint)
+        replace(STAMPS / step, fingerprint)
+
+
+def replace(path: Path, text: str) -> None:
+    """Write TEXT to PATH whole: into a file beside it, renamed over PATH, so that a build
+    running at the same time (two `inv build` at once) reads the old file or the new one,
+    never the half of one."""
+    written = path.with_name(f".{path.name}.{os.getpid()}")
+    written.write_text(text)
+    written.replace(path)
