@@ -70,8 +70,9 @@ def written(c: Context, image: Archive, refs: list[str], epoch: int, base: str) 
 
 def rewrite(config: dict, entry: dict, target: Path, refs: list[str], epoch: int) -> None:
     """Write to TARGET an image's CONFIG, its times set to EPOCH, and its manifest ENTRY (as
-    `docker save` writes them) naming it REFS over the same layers, which TARGET leaves out:
-    `docker load` finds each of them in the engine, by its digest."""
+    `docker save` writes them) naming it REFS over its layers, which TARGET leaves out:
+    `docker load` finds each of them in the engine, by its digest (written() adds those that
+    the engine lacks)."""
     created = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     config["created"] = created
     for step in config.get("history", []):
